@@ -1,0 +1,10 @@
+//! tierlog-core: what every other crate shares — the configuration model and its
+//! validation, the stream data model (field types, formats, system columns), human
+//! units, and node health.
+
+pub mod config;
+pub mod health;
+pub mod schema;
+pub mod units;
+
+pub use config::{Config, ConfigError};

@@ -1,0 +1,110 @@
+//! The data model every tier shares: field types, stream formats and the reserved
+//! system columns of DESIGN.md §3.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The type of a declared stream field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Tokenized for full-text search; Utf8.
+    Text,
+    /// Exact match, aggregations; Utf8 (dictionary).
+    Keyword,
+    I64,
+    F64,
+    Bool,
+    /// Timestamp(µs, UTC).
+    Timestamp,
+}
+
+/// How a Kafka message payload becomes rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamFormat {
+    /// One JSON object per message; declared fields typed, the rest in `_attributes`.
+    Json,
+    /// The UTF-8 payload is the `message` column.
+    Text,
+    /// An OpenTelemetry `ExportLogsServiceRequest` in JSON; one row per log record.
+    OtlpJson,
+}
+
+/// How the configured timestamp field is written in the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampFormat {
+    #[default]
+    Rfc3339,
+    EpochS,
+    EpochMs,
+    EpochUs,
+    EpochNs,
+}
+
+/// Names starting with this prefix are reserved for system columns.
+pub const RESERVED_PREFIX: char = '_';
+
+/// A column every stream table has, whatever its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemColumn {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+pub const SYSTEM_COLUMNS: &[SystemColumn] = &[
+    SystemColumn { name: "_timestamp", doc: "event time: configured field, else Kafka record time" },
+    SystemColumn { name: "_ingest_time", doc: "when the node indexed the row" },
+    SystemColumn { name: "_topic", doc: "Kafka topic" },
+    SystemColumn { name: "_partition", doc: "Kafka partition" },
+    SystemColumn { name: "_offset", doc: "Kafka offset" },
+    SystemColumn { name: "_record", doc: "index of the row within the message (OTLP batches), else 0" },
+    SystemColumn { name: "_key", doc: "Kafka key when it is UTF-8" },
+    SystemColumn { name: "_attributes", doc: "every field not declared, as a JSON object" },
+    SystemColumn { name: "_tier", doc: "'hot' or 'cold'; virtual" },
+];
+
+/// Columns a format defines by itself; a stream of that format may not redeclare them
+/// with another type.
+pub fn format_columns(format: StreamFormat) -> &'static [(&'static str, FieldType)] {
+    match format {
+        StreamFormat::Json => &[],
+        StreamFormat::Text => &[("message", FieldType::Text)],
+        StreamFormat::OtlpJson => &[
+            ("severity_text", FieldType::Keyword),
+            ("severity_number", FieldType::I64),
+            ("body", FieldType::Text),
+            ("trace_id", FieldType::Keyword),
+            ("span_id", FieldType::Keyword),
+            ("service_name", FieldType::Keyword),
+        ],
+    }
+}
+
+/// Suffix of the table that holds a stream's undecodable messages.
+pub const ERROR_TABLE_SUFFIX: &str = "_errors";
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FieldType::Text => "text",
+            FieldType::Keyword => "keyword",
+            FieldType::I64 => "i64",
+            FieldType::F64 => "f64",
+            FieldType::Bool => "bool",
+            FieldType::Timestamp => "timestamp",
+        })
+    }
+}
+
+impl fmt::Display for StreamFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StreamFormat::Json => "json",
+            StreamFormat::Text => "text",
+            StreamFormat::OtlpJson => "otlp_json",
+        })
+    }
+}

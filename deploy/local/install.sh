@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything tierlog's build, services and tests need, once; cached by version.
+#   - Debian packages: cmake + curl headers (librdkafka is built from source), mold (linker)
+#   - tansu (Kafka-protocol broker), built with cargo into $TIERLOG_CACHE/tansu-<version>
+#   - moto_server (S3-protocol server) in a virtualenv under $TIERLOG_CACHE
+# Usage: install.sh [all|packages|tansu|moto]   (default: all)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+install_packages() {
+  apt_install cmake libcurl4-openssl-dev pkg-config build-essential mold
+}
+
+install_tansu() {
+  [[ -x $TANSU_BIN ]] && return 0
+  install_packages
+  log "building tansu $TANSU_VERSION (first run only; 10-25 minutes on 2 cores)"
+  mkdir -p "$TANSU_ROOT"
+  # The libsql feature is the storage engine; default features have none.
+  cargo install --quiet --locked --root "$TANSU_ROOT.partial" tansu --version "$TANSU_VERSION" --features libsql
+  rm -rf "$TANSU_ROOT" && mv "$TANSU_ROOT.partial" "$TANSU_ROOT"
+  log "tansu installed at $TANSU_BIN"
+}
+
+install_moto() {
+  [[ -x $MOTO_VENV/bin/moto_server ]] && return 0
+  log "installing moto_server $MOTO_VERSION into $MOTO_VENV"
+  rm -rf "$MOTO_VENV" && python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+}
+
+case "${1:-all}" in
+  all) install_packages; install_moto; install_tansu ;;
+  packages) install_packages ;;
+  tansu) install_tansu ;;
+  moto) install_moto ;;
+  *) die "unknown target '$1' (all|packages|tansu|moto)" ;;
+esac
