@@ -72,7 +72,7 @@ region = "us-east-1"
 allow_http = true
 access_key_id = "AKIA"
 secret_access_key = "s3cr3t"
-cache_dir = "./cache"
+cache_dir = "../cache"
 cache_size = "2GiB"
 
 [[streams]]
@@ -106,7 +106,7 @@ format = "otlp_json"
     .unwrap();
     assert_eq!(c.kafka.properties["fetch.max.bytes"], "52428800");
     assert_eq!(c.cold.url, ColdLocation::S3 { bucket: "logs".into(), prefix: "tierlog".into() });
-    assert_eq!(c.cold.cache_dir.as_deref(), Some(Path::new("/etc/tierlog/cache")));
+    assert_eq!(c.cold.cache_dir.as_deref(), Some(Path::new("/etc/cache")));
     assert_eq!(c.cold.cache_size.0, 2 << 30);
     let s = &c.streams[0];
     assert_eq!(s.format, StreamFormat::Json);

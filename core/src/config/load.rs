@@ -33,8 +33,14 @@ impl Config {
             source_name: source_name.clone(),
             problems: vec![Problem::new("", format!("cannot read the file: {e}"))],
         })?;
-        let base_dir = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, &source_name, base_dir, &|k| std::env::var(k).ok())
+        // Absolute, so printed paths and data folders do not depend on the working dir.
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .canonicalize()
+            .unwrap_or_else(|_| PathBuf::from("."));
+        Config::parse(&text, &source_name, &base_dir, &|k| std::env::var(k).ok())
     }
 
     /// Parses config text. Relative paths in it are resolved against `base_dir`.
@@ -134,9 +140,20 @@ fn line_of(text: &str, byte: usize) -> usize {
     text[..byte.min(text.len())].matches('\n').count() + 1
 }
 
-/// Removes `.` components so printed paths read cleanly.
+/// Resolves `.` and `..` lexically so printed paths read cleanly.
 fn clean(p: &Path) -> PathBuf {
-    p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn host_name() -> Option<String> {

@@ -1,0 +1,109 @@
+//! The object store behind the cold tier, opened from the `[cold]` config.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use tierlog_core::config::{ColdConfig, ColdLocation};
+
+use crate::error::{ColdError, Result};
+
+/// An object store rooted at the configured location. Keys given to it are relative to
+/// the configured prefix.
+#[derive(Debug, Clone)]
+pub struct ColdStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+}
+
+impl ColdStore {
+    /// Opens the store; does no I/O for S3 (see [`ColdStore::probe`]) but creates the
+    /// root folder for `file://`.
+    pub fn open(config: &ColdConfig) -> Result<ColdStore> {
+        let url = config.url.to_string();
+        let open_err = |source| ColdError::Open { url: url.clone(), source };
+        let (store, prefix): (Arc<dyn ObjectStore>, Path) = match &config.url {
+            ColdLocation::Local { root } => {
+                std::fs::create_dir_all(root).map_err(|source| ColdError::CreateDir {
+                    path: root.display().to_string(),
+                    source,
+                })?;
+                (Arc::new(LocalFileSystem::new_with_prefix(root).map_err(open_err)?), Path::default())
+            }
+            ColdLocation::S3 { bucket, prefix } => {
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(config.region.as_deref().unwrap_or("us-east-1"))
+                    .with_allow_http(config.allow_http)
+                    .with_retry(RetryConfig {
+                        max_retries: 10,
+                        retry_timeout: Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .with_client_options(
+                        ClientOptions::new()
+                            .with_connect_timeout(Duration::from_secs(5))
+                            .with_timeout(Duration::from_secs(60))
+                            .with_allow_http(config.allow_http),
+                    );
+                if let Some(endpoint) = &config.endpoint {
+                    // S3-compatible servers serve buckets by path, not by host name.
+                    builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+                }
+                if let Some(key) = &config.access_key_id {
+                    builder = builder.with_access_key_id(key.expose());
+                }
+                if let Some(secret) = &config.secret_access_key {
+                    builder = builder.with_secret_access_key(secret.expose());
+                }
+                if let Some(token) = &config.session_token {
+                    builder = builder.with_token(token.expose());
+                }
+                (Arc::new(builder.build().map_err(open_err)?), Path::from(prefix.as_str()))
+            }
+        };
+        Ok(ColdStore { store, prefix, url })
+    }
+
+    /// The configured location, e.g. `s3://logs/tierlog`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The full key of `key` under the configured prefix.
+    pub fn key(&self, key: &str) -> Path {
+        self.prefix.parts().chain(Path::from(key).parts()).collect()
+    }
+
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Proves the store is usable by writing, reading back and deleting a small object
+    /// under `_probe/`, within `timeout`.
+    pub async fn probe(&self, node_id: &str, timeout: Duration) -> Result<()> {
+        let check = async {
+            let key = self.key(&format!("_probe/{node_id}"));
+            let body = format!("tierlog probe from {node_id}");
+            self.object_op("put", &key, self.store.put(&key, PutPayload::from(body.clone().into_bytes())).await)?;
+            let got = self.object_op("get", &key, self.store.get(&key).await)?;
+            let bytes = self.object_op("read", &key, got.bytes().await)?;
+            if bytes.as_ref() != body.as_bytes() {
+                return Err(ColdError::Corrupt { url: self.url.clone(), key: key.to_string() });
+            }
+            self.object_op("delete", &key, self.store.delete(&key).await)?;
+            Ok(())
+        };
+        tokio::time::timeout(timeout, check)
+            .await
+            .unwrap_or_else(|_| Err(ColdError::Timeout { url: self.url.clone(), seconds: timeout.as_secs() }))
+    }
+
+    fn object_op<T>(&self, op: &'static str, key: &Path, r: object_store::Result<T>) -> Result<T> {
+        r.map_err(|source| ColdError::Object { url: self.url.clone(), op, key: key.to_string(), source })
+    }
+}

@@ -1,0 +1,28 @@
+use rdkafka::error::KafkaError;
+
+/// Errors of the Kafka side; each names the brokers or topic involved.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka brokers {brokers} unreachable: {source}")]
+    Unreachable {
+        brokers: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("kafka client for {brokers}: {source}")]
+    Client {
+        brokers: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("cannot create topic '{topic}': {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error("publishing to topic '{topic}': {source}")]
+    Publish {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;

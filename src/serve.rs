@@ -1,0 +1,119 @@
+//! `tierlog serve`: wires config, dependency probes and the HTTP server together.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use tierlog_cold::ColdStore;
+use tierlog_core::Config;
+use tierlog_core::health::{ComponentState, Health};
+use tierlog_query::HttpServer;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// How long one probe may take before the dependency counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    info!(
+        config = %config_path.display(),
+        node = %config.node.id,
+        streams = config.streams.len(),
+        brokers = %config.kafka.brokers,
+        cold = %config.cold.url,
+        "starting tierlog {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if config.streams.is_empty() {
+        warn!("no [[streams]] configured: nothing will be ingested");
+    }
+    std::fs::create_dir_all(&config.node.data_dir)
+        .with_context(|| format!("cannot create node.data_dir {}", config.node.data_dir.display()))?;
+
+    let health = Health::new();
+    let cold = ColdStore::open(&config.cold)?;
+    let server = HttpServer::bind(config.node.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (node.http_addr)", config.node.http_addr))?;
+    info!(addr = %server.local_addr()?, "http listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let kafka = config.kafka.clone();
+    spawn_probe(&health, "kafka", stop_rx.clone(), move || {
+        let kafka = kafka.clone();
+        async move {
+            let brokers = kafka.brokers.clone();
+            match tokio::task::spawn_blocking(move || tierlog_ingest::probe_brokers(&kafka, PROBE_TIMEOUT)).await {
+                Ok(Ok(info)) => Ok(format!("{} broker(s) at {brokers}, {} topic(s)", info.num_brokers, info.num_topics)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("probe task failed: {e}")),
+            }
+        }
+    });
+    let node_id = config.node.id.clone();
+    spawn_probe(&health, "cold", stop_rx.clone(), move || {
+        let (cold, node_id) = (cold.clone(), node_id.clone());
+        async move {
+            cold.probe(&node_id, PROBE_TIMEOUT).await.map_err(|e| e.to_string())?;
+            Ok(format!("object store {} writable", cold.url()))
+        }
+    });
+
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(server.serve(tierlog_query::router(health.clone()), async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    }));
+
+    let signal = shutdown_signal().await;
+    info!(signal, "shutting down");
+    let _ = stop_tx.send(true);
+    http.await.context("http server task")?.context("http server")?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Checks a dependency now and then, logging each change of state: every 2 s while it
+/// is not ready, every 15 s once it is.
+fn spawn_probe<F, Fut>(health: &Health, name: &'static str, mut stop: watch::Receiver<bool>, probe: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<String, String>> + Send,
+{
+    health.register(name);
+    let health = health.clone();
+    tokio::spawn(async move {
+        let mut last: Option<Result<(), String>> = None;
+        loop {
+            let outcome = probe().await;
+            let state = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+            if last.as_ref() != Some(&state) {
+                match &outcome {
+                    Ok(detail) => info!(component = name, detail = %detail, "ready"),
+                    Err(reason) => error!(component = name, reason = %reason, "unavailable; retrying"),
+                }
+            }
+            health.set(name, match &state {
+                Ok(()) => ComponentState::Ready,
+                Err(reason) => ComponentState::Unavailable(reason.clone()),
+            });
+            let pause = if state.is_ok() { Duration::from_secs(15) } else { Duration::from_secs(2) };
+            last = Some(state);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
