@@ -1,0 +1,122 @@
+//! A `tierlog serve` child process with its own config and data folder.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Services;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The base config of a test node: free listener ports, the test services, and the
+/// given `[[streams]]` text.
+pub fn config(services: &Services, group_id: &str, streams: &str) -> String {
+    format!(
+        r#"
+[node]
+id = "test-{pid}"
+data_dir = "data"
+http_addr = "127.0.0.1:{http}"
+pg_addr = "127.0.0.1:{pg}"
+
+[kafka]
+brokers = "{brokers}"
+group_id = "{group_id}"
+
+[cold]
+url = "s3://{bucket}/{group_id}"
+endpoint = "{endpoint}"
+allow_http = true
+access_key_id = "test"
+secret_access_key = "test"
+
+{streams}
+"#,
+        pid = std::process::id(),
+        http = free_port(),
+        pg = free_port(),
+        brokers = services.kafka_brokers,
+        bucket = services.s3_bucket,
+        endpoint = services.s3_endpoint,
+    )
+}
+
+pub struct Node {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub http: SocketAddr,
+    log: PathBuf,
+}
+
+impl Node {
+    /// Writes `config` to a fresh folder and starts `tierlog serve` on it.
+    pub fn start(config: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("tierlog.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let parsed: toml::Table = toml::from_str(config).unwrap();
+        let http: SocketAddr = parsed["node"]["http_addr"].as_str().unwrap().parse().unwrap();
+        let log = dir.path().join("tierlog.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tierlog"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            // The node's settings come from its file alone.
+            .env_remove("TIERLOG_KAFKA_BROKERS")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Node { child, dir, http, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `/ready` until it answers 200; returns how long that took.
+    pub fn wait_ready(&mut self, deadline: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("tierlog exited ({status}) before ready:\n{}", self.log());
+            }
+            if super::http::get(self.http, "/ready").is_some_and(|r| r.status == 200) {
+                let took = start.elapsed();
+                eprintln!("node ready after {:.2} s", took.as_secs_f64());
+                return took;
+            }
+            if start.elapsed() > deadline {
+                panic!("node not ready within {} s:\n{}", deadline.as_secs(), self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then waits up to `deadline` for the exit.
+    pub fn terminate(&mut self, deadline: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                eprintln!("node exited after SIGTERM in {:.2} s", start.elapsed().as_secs_f64());
+                return status;
+            }
+            if start.elapsed() > deadline {
+                panic!("node did not stop within {} s of SIGTERM:\n{}", deadline.as_secs(), self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
