@@ -2,6 +2,7 @@
 //! validation, the stream data model (field types, formats, system columns), human
 //! units, and node health.
 
+pub mod checkpoint;
 pub mod config;
 pub mod health;
 pub mod schema;
