@@ -108,3 +108,37 @@ impl fmt::Display for StreamFormat {
         })
     }
 }
+
+/// Why a message became a row of the error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorReason {
+    InvalidUtf8,
+    InvalidJson,
+    WrongType,
+    BadTimestamp,
+    TooLarge,
+    InvalidOtlp,
+}
+
+impl ErrorReason {
+    pub const ALL: [ErrorReason; 6] = [
+        ErrorReason::InvalidUtf8,
+        ErrorReason::InvalidJson,
+        ErrorReason::WrongType,
+        ErrorReason::BadTimestamp,
+        ErrorReason::TooLarge,
+        ErrorReason::InvalidOtlp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::InvalidUtf8 => "invalid_utf8",
+            ErrorReason::InvalidJson => "invalid_json",
+            ErrorReason::WrongType => "wrong_type",
+            ErrorReason::BadTimestamp => "bad_timestamp",
+            ErrorReason::TooLarge => "too_large",
+            ErrorReason::InvalidOtlp => "invalid_otlp",
+        }
+    }
+}

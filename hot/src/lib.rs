@@ -1,3 +1,18 @@
-//! tierlog-hot: the hot tier — tantivy generations on local disk: schema from the stream
-//! config, writer, commits carrying the Kafka checkpoint, rollover, and readers that
-//! return Arrow record batches (DESIGN.md §4). Lands with the ingest issue.
+//! tierlog-hot: the hot tier — tantivy generations on local disk (DESIGN.md §4).
+//!
+//! [`StreamSchema`] derives a stream's index schema from its config; [`HotStream`] writes
+//! a stream's active generation, commits with the Kafka checkpoint in the commit payload
+//! and rolls generations over; [`HotCatalog`] is what readers see: every generation with a
+//! reader that reloads on commit.
+
+mod catalog;
+mod error;
+mod generation;
+mod schema;
+mod stream;
+
+pub use catalog::{GenerationHandle, GenerationInfo, HotCatalog};
+pub use error::{HotError, Result};
+pub use generation::{GenerationId, GenerationMeta, GenerationState};
+pub use schema::{Column, KIND_ERROR, KIND_ROW, RowOrigin, StreamSchema};
+pub use stream::HotStream;
