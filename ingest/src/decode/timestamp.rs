@@ -1,0 +1,156 @@
+//! Event times from a payload field: RFC 3339 strings or epoch numbers.
+
+use serde_json::Value;
+use tierlog_core::schema::{ErrorReason, TimestampFormat};
+
+use super::DecodeError;
+
+/// Which field holds the event time, and how it is written.
+#[derive(Debug, Clone)]
+pub struct TimestampRule {
+    pub field: String,
+    pub format: TimestampFormat,
+}
+
+/// µs since the epoch of a timestamp value, per `format`.
+pub fn parse(value: &Value, format: TimestampFormat, field: &str) -> Result<i64, DecodeError> {
+    let bad = |why: String| DecodeError::new(ErrorReason::BadTimestamp, format!("field '{field}': {why}"));
+    match format {
+        TimestampFormat::Rfc3339 => {
+            let Value::String(s) = value else { return Err(bad(format!("expected an RFC 3339 string, got {value}"))) };
+            rfc3339_micros(s).ok_or_else(|| bad(format!("'{s}' is not an RFC 3339 timestamp")))
+        }
+        epoch => {
+            let per_unit: f64 = match epoch {
+                TimestampFormat::EpochS => 1e6,
+                TimestampFormat::EpochMs => 1e3,
+                TimestampFormat::EpochUs => 1.0,
+                _ => 1e-3,
+            };
+            let number = match value {
+                Value::Number(n) => n.as_i64().map(|i| i as f64).or_else(|| n.as_f64()),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            let number = number.ok_or_else(|| bad(format!("expected an epoch number, got {value}")))?;
+            // Integers stay exact where they fit (ns since 1970 exceed f64's 53 bits).
+            let micros = match (value.as_i64(), epoch) {
+                (Some(i), TimestampFormat::EpochS) => i.checked_mul(1_000_000),
+                (Some(i), TimestampFormat::EpochMs) => i.checked_mul(1_000),
+                (Some(i), TimestampFormat::EpochUs) => Some(i),
+                (Some(i), TimestampFormat::EpochNs) => Some(i / 1_000),
+                _ => {
+                    let us = number * per_unit;
+                    (us.is_finite() && us.abs() < 9.2e18).then_some(us as i64)
+                }
+            };
+            micros.ok_or_else(|| bad(format!("{value} is out of range")))
+        }
+    }
+}
+
+/// Parses RFC 3339 (`2018-03-24T17:15:20.865716Z`, `…+01:00`, space for `T` allowed).
+pub fn rfc3339_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_us = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                frac_us = frac_us * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..6 {
+            frac_us *= 10;
+        }
+    }
+    let offset_s = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if b.len() == i + 6 && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            let off = oh * 3600 + om * 60;
+            if *sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
+    Some(secs * 1_000_000 + frac_us)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        // date -d 2018-03-24T17:15:20Z +%s → 1521911720
+        assert_eq!(rfc3339_micros("2018-03-24T17:15:20.865716Z"), Some(1_521_911_720_865_716));
+        assert_eq!(rfc3339_micros("2018-03-24T17:15:20Z"), Some(1_521_911_720_000_000));
+        assert_eq!(rfc3339_micros("2018-03-24T18:15:20.5+01:00"), Some(1_521_911_720_500_000));
+        assert_eq!(rfc3339_micros("2018-03-24 17:15:20.123456789Z"), Some(1_521_911_720_123_456));
+        assert_eq!(rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339_micros("2024-02-29T00:00:00Z"), Some(1_709_164_800_000_000));
+        for bad in ["2023-02-29T00:00:00Z", "2018-13-01T00:00:00Z", "2018-03-24T17:15:20", "yesterday", "2018-03-24T17:15:20.Z"] {
+            assert_eq!(rfc3339_micros(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn epochs() {
+        assert_eq!(parse(&json!(1_521_911_720), TimestampFormat::EpochS, "t"), Ok(1_521_911_720_000_000));
+        assert_eq!(parse(&json!(1_521_911_720.5), TimestampFormat::EpochS, "t"), Ok(1_521_911_720_500_000));
+        assert_eq!(parse(&json!("1521911720123"), TimestampFormat::EpochMs, "t"), Ok(1_521_911_720_123_000));
+        assert_eq!(parse(&json!(1_544_712_660_300_000_001i64), TimestampFormat::EpochNs, "t"), Ok(1_544_712_660_300_000));
+        let err = parse(&json!(true), TimestampFormat::EpochMs, "t").unwrap_err();
+        assert_eq!(err.detail, "field 't': expected an epoch number, got true");
+        let err = parse(&json!(17), TimestampFormat::Rfc3339, "ts").unwrap_err();
+        assert_eq!(err.reason, ErrorReason::BadTimestamp);
+        assert_eq!(err.detail, "field 'ts': expected an RFC 3339 string, got 17");
+    }
+}
