@@ -1,4 +1,4 @@
-//! `tierlog serve`: wires config, dependency probes and the HTTP server together.
+//! `tierlog serve`: wires config, dependency probes, ingest and the HTTP server together.
 
 use std::future::Future;
 use std::path::Path;
@@ -8,6 +8,9 @@ use anyhow::Context;
 use tierlog_cold::ColdStore;
 use tierlog_core::Config;
 use tierlog_core::health::{ComponentState, Health};
+use tierlog_core::metrics::Metrics;
+use tierlog_hot::HotCatalog;
+use tierlog_ingest::{Ingest, IngestOptions};
 use tierlog_query::HttpServer;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -33,6 +36,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create node.data_dir {}", config.node.data_dir.display()))?;
 
     let health = Health::new();
+    let metrics = Metrics::new();
+    let catalog = HotCatalog::new();
     let cold = ColdStore::open(&config.cold)?;
     let server = HttpServer::bind(config.node.http_addr)
         .await
@@ -62,17 +67,38 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         }
     });
 
+    let ingest = {
+        let (config, catalog, metrics) = (config.clone(), catalog.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || Ingest::start(&config, catalog, metrics, IngestOptions::default()))
+            .await?
+            .context("starting ingest")?
+    };
+
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(server.serve(tierlog_query::router(health.clone()), async move {
+    let http = tokio::spawn(server.serve(tierlog_query::router(health.clone(), metrics.clone()), async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));
 
-    let signal = shutdown_signal().await;
-    info!(signal, "shutting down");
+    let outcome = tokio::select! {
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down");
+            Ok(())
+        }
+        _ = wait_finished(&ingest) => Err(anyhow::anyhow!("ingest stopped unexpectedly")),
+    };
     let _ = stop_tx.send(true);
+    let stopped = tokio::task::spawn_blocking(move || ingest.stop()).await?;
     http.await.context("http server task")?.context("http server")?;
+    stopped.context("stopping ingest")?;
+    outcome?;
     info!("stopped");
     Ok(())
+}
+
+async fn wait_finished(ingest: &Ingest) {
+    while !ingest.is_finished() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Checks a dependency now and then, logging each change of state: every 2 s while it

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod health;
+pub mod metrics;
 pub mod schema;
 pub mod units;
 

@@ -17,6 +17,12 @@ pub enum IngestError {
     },
     #[error("cannot create topic '{topic}': {reason}")]
     CreateTopic { topic: String, reason: String },
+    #[error(transparent)]
+    Hot(#[from] tierlog_hot::HotError),
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
+    #[error("ingest stopped: {0}")]
+    Stopped(String),
     #[error("publishing to topic '{topic}': {source}")]
     Publish {
         topic: String,

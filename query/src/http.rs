@@ -1,4 +1,4 @@
-//! The HTTP API. Today: liveness (`/health`) and readiness (`/ready`).
+//! The HTTP API. Today: liveness (`/health`), readiness (`/ready`) and `/metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,18 +10,30 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tierlog_core::health::{ComponentState, Health};
+use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
+#[derive(Clone)]
+struct AppState {
+    health: Health,
+    metrics: Metrics,
+}
+
 /// The HTTP routes of a node.
-pub fn router(health: Health) -> Router {
+pub fn router(health: Health, metrics: Metrics) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
-        .with_state(health)
+        .route("/metrics", get(prometheus))
+        .with_state(AppState { health, metrics })
+}
+
+async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// 200 when every dependency is usable, else 503; the body says which is not and why.
-async fn ready(State(health): State<Health>) -> impl IntoResponse {
+async fn ready(State(AppState { health, .. }): State<AppState>) -> impl IntoResponse {
     let components: serde_json::Map<String, Value> = health
         .snapshot()
         .into_iter()

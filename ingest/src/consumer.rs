@@ -1,0 +1,267 @@
+//! The node's Kafka consumer: one per node, in the configured group, subscribed to every
+//! stream's topics, with no auto-commit.
+//!
+//! Exactly once rests on three rules:
+//! - **assign**: each partition starts at the larger of the hot tier's checkpoint and
+//!   the group's committed offset (another node may have moved the partition on since
+//!   this node last held it), else at the earliest offset;
+//! - **commit**: group offsets are committed only from checkpoints that an index commit
+//!   made durable, so they never run ahead of the data;
+//! - **revoke**: before a partition is released, every indexer commits what it holds
+//!   and the group offsets are committed synchronously.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message};
+use tierlog_core::checkpoint::Checkpoint;
+use tierlog_core::metrics::Metrics;
+use tracing::{error, info, warn};
+
+use crate::backpressure::Budget;
+use crate::indexer::{Command, Record, SharedCommitted};
+
+/// How long a revocation waits for the indexers to commit.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Routes topics to indexers and handles rebalances.
+pub(crate) struct IngestContext {
+    /// topic → index into `indexers`.
+    routes: HashMap<String, usize>,
+    indexers: Vec<Sender<Command>>,
+    committed: SharedCommitted,
+    metrics: Metrics,
+    /// The rebalance callback replaced the assignment: the consumer loop must re-apply
+    /// pausing to the new partitions.
+    reassigned: AtomicBool,
+}
+
+impl ClientContext for IngestContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                let partition = partition.to_string();
+                self.metrics
+                    .gauge(
+                        "tierlog_ingest_consumer_lag",
+                        "Messages in the partition not yet consumed by this node.",
+                        &[("topic", topic), ("partition", &partition)],
+                    )
+                    .set(p.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        self.reassigned.store(true, Ordering::Release);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.set_start_offsets(consumer, tpl);
+                if let Err(e) = consumer.assign(tpl) {
+                    error!(error = %e, "assigning partitions failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.flush_before_release(consumer, tpl);
+                if let Err(e) = consumer.unassign() {
+                    error!(error = %e, "releasing partitions failed");
+                }
+            }
+            other => {
+                error!(error = ?other, "rebalance error; releasing all partitions");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl IngestContext {
+    pub(crate) fn new(routes: HashMap<String, usize>, indexers: Vec<Sender<Command>>, committed: SharedCommitted, metrics: Metrics) -> Self {
+        IngestContext { routes, indexers, committed, metrics, reassigned: AtomicBool::new(false) }
+    }
+
+    fn hot_checkpoint(&self) -> Checkpoint {
+        self.committed.lock().expect("committed lock poisoned").checkpoint.clone()
+    }
+
+    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let hot = self.hot_checkpoint();
+        let group = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)) {
+            Ok(committed) => committed.to_topic_map(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the group's committed offsets; starting from the hot checkpoint");
+                HashMap::new()
+            }
+        };
+        let partitions: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        for (topic, partition) in partitions {
+            let hot_next = hot.next_offset(&topic, partition);
+            let group_next = match group.get(&(topic.clone(), partition)) {
+                Some(Offset::Offset(n)) => Some(*n),
+                _ => None,
+            };
+            let start = hot_next.max(group_next);
+            let offset = start.map_or(Offset::Beginning, Offset::Offset);
+            info!(topic = %topic, partition, hot = ?hot_next, group = ?group_next, start = ?start, "partition assigned");
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                error!(topic = %topic, partition, error = %e, "cannot set start offset");
+            }
+        }
+    }
+
+    /// Commits every indexer that holds a revoked partition, then the group offsets.
+    fn flush_before_release(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let started = Instant::now();
+        let mut involved: Vec<usize> = tpl.elements().iter().filter_map(|e| self.routes.get(e.topic()).copied()).collect();
+        involved.sort_unstable();
+        involved.dedup();
+        let replies: Vec<_> = involved
+            .iter()
+            .filter_map(|i| {
+                let (tx, rx) = mpsc::channel();
+                self.indexers[*i].send(Command::Flush(tx)).ok().map(|_| rx)
+            })
+            .collect();
+        for reply in replies {
+            if reply.recv_timeout(FLUSH_TIMEOUT).is_err() {
+                error!("an indexer did not commit within {} s of revocation", FLUSH_TIMEOUT.as_secs());
+            }
+        }
+        let offsets = offsets_for(&self.hot_checkpoint(), tpl);
+        if offsets.count() > 0 {
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                // The hot checkpoint stays authoritative for this node; the next owner
+                // starts from the older group offset (see the module docs).
+                warn!(error = %e, "committing group offsets on revocation failed");
+            }
+        }
+        info!(partitions = tpl.count(), took_ms = started.elapsed().as_millis() as u64, "partitions revoked after commit");
+    }
+}
+
+/// The checkpoint's offsets of the partitions in `tpl`.
+fn offsets_for(checkpoint: &Checkpoint, tpl: &TopicPartitionList) -> TopicPartitionList {
+    let mut out = TopicPartitionList::new();
+    for elem in tpl.elements() {
+        if let Some(next) = checkpoint.next_offset(elem.topic(), elem.partition()) {
+            let _ = out.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
+        }
+    }
+    out
+}
+
+/// The consumer loop: polls, routes records to indexers, pauses on backpressure, and
+/// commits group offsets after index commits. Returns when `stop` is set.
+pub(crate) fn run(consumer: &BaseConsumer<IngestContext>, budget: &Budget, stop: &AtomicBool) -> Result<(), String> {
+    let ctx = consumer.context();
+    let mut paused = false;
+    let mut last_poll_error: Option<(String, Instant)> = None;
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    while !stop.load(Ordering::Acquire) {
+        if ctx.reassigned.swap(false, Ordering::AcqRel) {
+            paused = false; // a new assignment starts unpaused
+        }
+        if !paused && budget.exhausted() {
+            set_paused(consumer, true);
+            paused = true;
+        } else if paused && budget.recovered() {
+            set_paused(consumer, false);
+            paused = false;
+        }
+        commit_group_offsets(consumer);
+
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(msg)) => {
+                let Some(&route) = ctx.routes.get(msg.topic()) else { continue };
+                let topic = topics.entry(msg.topic().to_string()).or_insert_with(|| Arc::from(msg.topic())).clone();
+                let payload = msg.payload().unwrap_or_default().to_vec();
+                budget.charge(payload.len() as u64);
+                let kafka_time_us = msg.timestamp().to_millis().map_or_else(crate::indexer::now_us, |ms| ms * 1000);
+                let record = Record {
+                    topic,
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    key: msg.key().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_string),
+                    kafka_time_us,
+                    payload,
+                };
+                if ctx.indexers[route].send(Command::Index(record)).is_err() {
+                    return Err(format!("the indexer of topic '{}' stopped", msg.topic()));
+                }
+                last_poll_error = None;
+            }
+            Some(Err(e)) => log_poll_error(e, &mut last_poll_error),
+        }
+    }
+    Ok(())
+}
+
+/// Broker outages surface as poll errors; librdkafka reconnects by itself. Log each
+/// distinct error once, and again every 30 s while it lasts.
+fn log_poll_error(e: KafkaError, last: &mut Option<(String, Instant)>) {
+    let text = e.to_string();
+    let repeat = last.as_ref().is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
+    if !repeat {
+        warn!(error = %text, "kafka poll error; retrying");
+        *last = Some((text, Instant::now()));
+    }
+}
+
+fn set_paused(consumer: &BaseConsumer<IngestContext>, pause: bool) {
+    let Ok(assignment) = consumer.assignment() else { return };
+    if assignment.count() == 0 {
+        return;
+    }
+    let result = if pause { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+    match result {
+        Ok(()) if pause => info!(partitions = assignment.count(), "indexers behind: partitions paused"),
+        Ok(()) => info!(partitions = assignment.count(), "partitions resumed"),
+        Err(e) => warn!(error = %e, pause, "pause/resume failed"),
+    }
+}
+
+/// Tells the group what the indexers made durable, for the assigned partitions.
+fn commit_group_offsets(consumer: &BaseConsumer<IngestContext>) {
+    let checkpoint = {
+        let mut shared = consumer.context().committed.lock().expect("committed lock poisoned");
+        if !shared.dirty {
+            return;
+        }
+        shared.dirty = false;
+        shared.checkpoint.clone()
+    };
+    let Ok(assignment) = consumer.assignment() else { return };
+    let offsets = offsets_for(&checkpoint, &assignment);
+    if offsets.count() > 0 {
+        if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+            warn!(error = %e, "committing group offsets failed; retrying after the next index commit");
+            consumer.context().committed.lock().expect("committed lock poisoned").dirty = true;
+        }
+    }
+}
+
+/// Commits every indexer and then the group offsets of the whole assignment (shutdown).
+pub(crate) fn flush_all(consumer: &BaseConsumer<IngestContext>) {
+    if let Ok(assignment) = consumer.assignment() {
+        consumer.context().flush_before_release(consumer, &assignment);
+    }
+}
+
+/// The shared state the consumer and the indexers see.
+pub(crate) fn shared_committed(initial: Checkpoint) -> SharedCommitted {
+    Arc::new(Mutex::new(crate::indexer::Committed { checkpoint: initial, dirty: false }))
+}
