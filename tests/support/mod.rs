@@ -2,7 +2,9 @@
 //! as child processes, and small HTTP and socket helpers that do not use tierlog code.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod hot;
 pub mod http;
+pub mod kafka;
 pub mod node;
 pub mod sockets;
 

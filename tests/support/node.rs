@@ -55,11 +55,26 @@ impl Node {
     /// Writes `config` to a fresh folder and starts `tierlog serve` on it.
     pub fn start(config: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tierlog.toml"), config).unwrap();
+        Node::spawn(dir)
+    }
+
+    /// Starts a node again on the same folder (after `terminate` or `kill`).
+    pub fn restart(mut old: Node) -> Node {
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        // Keep the folder: take it out of the old node before it is dropped.
+        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().unwrap());
+        drop(old);
+        Node::spawn(dir)
+    }
+
+    fn spawn(dir: tempfile::TempDir) -> Node {
         let config_path = dir.path().join("tierlog.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let parsed: toml::Table = toml::from_str(config).unwrap();
+        let parsed: toml::Table = toml::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
         let http: SocketAddr = parsed["node"]["http_addr"].as_str().unwrap().parse().unwrap();
         let log = dir.path().join("tierlog.log");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tierlog"))
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -67,10 +82,20 @@ impl Node {
             .env_remove("TIERLOG_KAFKA_BROKERS")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(log_file)
             .spawn()
             .unwrap();
         Node { child, dir, http, log }
+    }
+
+    /// SIGKILL: no chance to commit or clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     pub fn log(&self) -> String {

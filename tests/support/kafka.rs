@@ -1,0 +1,109 @@
+//! Producing test data with rdkafka directly: topics, payloads, and the exact (partition,
+//! offset) each message landed at, from the broker's delivery reports.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
+
+pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime.block_on(admin.create_topics([&new_topic], &AdminOptions::new())).unwrap();
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+#[derive(Default)]
+struct Deliveries(Mutex<Vec<(usize, Result<(i32, i64), String>)>>);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        let outcome = match result {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.0.lock().unwrap().push((index, outcome));
+    }
+}
+
+/// A producer that remembers where each message landed.
+pub struct TestProducer {
+    producer: ThreadedProducer<Deliveries>,
+    topic: String,
+    sent: usize,
+}
+
+impl TestProducer {
+    pub fn new(brokers: &str, topic: &str) -> TestProducer {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", "300000")
+            .create_with_context(Deliveries::default())
+            .unwrap();
+        TestProducer { producer, topic: topic.to_string(), sent: 0 }
+    }
+
+    pub fn send(&mut self, payload: &[u8]) {
+        let mut record = BaseRecord::with_opaque_to(&self.topic, self.sent).payload(payload).key(b"k".as_slice());
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        self.sent += 1;
+    }
+
+    /// Waits for every delivery; returns (partition, offset) per message, in send order.
+    pub fn finish(self) -> Vec<(i32, i64)> {
+        self.producer.flush(Duration::from_secs(300)).unwrap();
+        let mut deliveries = std::mem::take(&mut *self.producer.context().0.lock().unwrap());
+        assert_eq!(deliveries.len(), self.sent, "missing delivery reports");
+        deliveries.sort_by_key(|(i, _)| *i);
+        deliveries.into_iter().map(|(_, r)| r.unwrap_or_else(|e| panic!("delivery failed: {e}"))).collect()
+    }
+}
+
+/// Produces every payload; returns the (topic, partition, offset) of each.
+pub fn produce_all<'a>(brokers: &str, topic: &str, payloads: impl IntoIterator<Item = &'a [u8]>) -> Vec<(String, i64, i64)> {
+    let mut producer = TestProducer::new(brokers, topic);
+    for p in payloads {
+        producer.send(p);
+    }
+    producer.finish().into_iter().map(|(p, o)| (topic.to_string(), i64::from(p), o)).collect()
+}
+
+/// The non-empty lines of a dataset file (`.gz` decompressed), CR stripped.
+pub fn lines(path: &Path) -> Vec<Vec<u8>> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut bytes = Vec::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::MultiGzDecoder::new(file).read_to_end(&mut bytes).unwrap();
+    } else {
+        std::io::BufReader::new(file).read_to_end(&mut bytes).unwrap();
+    }
+    bytes
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
