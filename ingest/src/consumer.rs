@@ -11,7 +11,7 @@
 //!   and the group offsets are committed synchronously.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +42,8 @@ pub(crate) struct IngestContext {
     /// The rebalance callback replaced the assignment: the consumer loop must re-apply
     /// pausing to the new partitions.
     reassigned: AtomicBool,
+    /// Partitions assigned by the last rebalance.
+    num_assigned: AtomicUsize,
 }
 
 impl ClientContext for IngestContext {
@@ -69,12 +71,14 @@ impl ConsumerContext for IngestContext {
         self.reassigned.store(true, Ordering::Release);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.num_assigned.store(tpl.count(), Ordering::Release);
                 self.set_start_offsets(consumer, tpl);
                 if let Err(e) = consumer.assign(tpl) {
                     error!(error = %e, "assigning partitions failed");
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.num_assigned.store(0, Ordering::Release);
                 self.flush_before_release(consumer, tpl);
                 if let Err(e) = consumer.unassign() {
                     error!(error = %e, "releasing partitions failed");
@@ -90,7 +94,14 @@ impl ConsumerContext for IngestContext {
 
 impl IngestContext {
     pub(crate) fn new(routes: HashMap<String, usize>, indexers: Vec<Sender<Command>>, committed: SharedCommitted, metrics: Metrics) -> Self {
-        IngestContext { routes, indexers, committed, metrics, reassigned: AtomicBool::new(false) }
+        IngestContext {
+            routes,
+            indexers,
+            committed,
+            metrics,
+            reassigned: AtomicBool::new(false),
+            num_assigned: AtomicUsize::new(0),
+        }
     }
 
     fn hot_checkpoint(&self) -> Checkpoint {
@@ -163,16 +174,46 @@ fn offsets_for(checkpoint: &Checkpoint, tpl: &TopicPartitionList) -> TopicPartit
     out
 }
 
+/// How long the consumer may stay without partitions before it rejoins the group: a
+/// little more than the session timeout, so that a crashed member has expired.
+const REJOIN_AFTER: Duration = Duration::from_secs(8);
+const REJOIN_AFTER_MAX: Duration = Duration::from_secs(300);
+
 /// The consumer loop: polls, routes records to indexers, pauses on backpressure, and
 /// commits group offsets after index commits. Returns when `stop` is set.
-pub(crate) fn run(consumer: &BaseConsumer<IngestContext>, budget: &Budget, stop: &AtomicBool) -> Result<(), String> {
+pub(crate) fn run(
+    consumer: &BaseConsumer<IngestContext>,
+    topics: &[String],
+    budget: &Budget,
+    stop: &AtomicBool,
+) -> Result<(), String> {
     let ctx = consumer.context();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    if !topic_refs.is_empty() {
+        consumer.subscribe(&topic_refs).map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
+    }
+    // Some brokers (tansu 0.6) keep a crashed member as group leader and then hand the
+    // survivors an empty assignment forever. Rejoining after the dead member's session
+    // expired makes this node the leader. A node that legitimately has no partitions
+    // (more nodes than partitions) rejoins rarely: the wait doubles each time.
+    let mut without_partitions_since = Instant::now();
+    let mut rejoin_after = REJOIN_AFTER;
     let mut paused = false;
     let mut last_poll_error: Option<(String, Instant)> = None;
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     while !stop.load(Ordering::Acquire) {
         if ctx.reassigned.swap(false, Ordering::AcqRel) {
             paused = false; // a new assignment starts unpaused
+            without_partitions_since = Instant::now();
+        }
+        if ctx.num_assigned.load(Ordering::Acquire) > 0 {
+            rejoin_after = REJOIN_AFTER;
+        } else if !topic_refs.is_empty() && without_partitions_since.elapsed() > rejoin_after {
+            warn!(waited_s = rejoin_after.as_secs(), "no partitions assigned; rejoining the consumer group");
+            consumer.unsubscribe();
+            consumer.subscribe(&topic_refs).map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
+            without_partitions_since = Instant::now();
+            rejoin_after = (rejoin_after * 2).min(REJOIN_AFTER_MAX);
         }
         if !paused && budget.exhausted() {
             set_paused(consumer, true);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use tierlog_core::checkpoint::Checkpoint;
 use tierlog_core::config::Config;
 use tierlog_core::metrics::Metrics;
@@ -38,9 +38,13 @@ impl Default for IngestOptions {
 /// Consumer defaults that suit tierlog; an operator's `kafka.properties` win.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
-    // A restarted node gets its partitions back sooner after a crash.
-    ("session.timeout.ms", "10000"),
-    ("heartbeat.interval.ms", "2000"),
+    // A crashed member holds up the group's next rebalance until the broker gives up on
+    // it (session timeout, and with some brokers the rebalance timeout, which librdkafka
+    // takes from max.poll.interval.ms). The consumer loop polls every 100 ms, so short
+    // values are safe and a restarted node gets its partitions back within seconds.
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "1000"),
+    ("max.poll.interval.ms", "15000"),
     ("statistics.interval.ms", "5000"),
 ];
 
@@ -101,12 +105,7 @@ impl Ingest {
         let consumer: BaseConsumer<IngestContext> = client
             .create_with_context(ctx)
             .map_err(|source| IngestError::Client { brokers: kafka.brokers.clone(), source })?;
-        let topics: Vec<&str> = config.streams.iter().flat_map(|s| s.topics.iter().map(String::as_str)).collect();
-        if !topics.is_empty() {
-            consumer
-                .subscribe(&topics)
-                .map_err(|source| IngestError::Client { brokers: kafka.brokers.clone(), source })?;
-        }
+        let topics: Vec<String> = config.streams.iter().flat_map(|s| s.topics.iter().cloned()).collect();
         info!(group = %kafka.group_id, topics = ?topics, "consuming");
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -114,7 +113,7 @@ impl Ingest {
         let consumer = std::thread::Builder::new()
             .name("consumer".into())
             .spawn(move || {
-                let result = consumer::run(&consumer, &budget, &stop_flag);
+                let result = consumer::run(&consumer, &topics, &budget, &stop_flag);
                 consumer::flush_all(&consumer);
                 // Dropping the consumer leaves the group (its revocation commits again,
                 // harmlessly), then drops the indexers' channels so they close.

@@ -1,0 +1,111 @@
+//! Malformed messages mixed into streams become error rows with the right reason; every
+//! good message is indexed; the node keeps running.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use support::hot::{self, RowId};
+use support::kafka::{TestProducer, create_topic, lines};
+use support::{dataset, http, node, services, unique_topic, wait_for};
+
+/// The n-th malformed payload and the reason the test expects for it.
+fn malformed(n: usize) -> (Vec<u8>, &'static str) {
+    match n % 5 {
+        0 => ([b"{\"query\": \"caf\xe9 ".as_slice(), n.to_string().as_bytes(), b"\"}"].concat(), "invalid_utf8"),
+        1 => (format!("{{\"query\": \"unterminated {n}").into_bytes(), "invalid_json"),
+        2 => (format!("{{\"query\": {n}, \"qtype_name\": \"A\"}}").into_bytes(), "wrong_type"),
+        3 => (format!("{{\"ts\": \"not a time {n}\", \"query\": \"x\"}}").into_bytes(), "bad_timestamp"),
+        _ => (format!("{{\"query\": \"{}\"}}", "y".repeat(70_000)).into_bytes(), "too_large"),
+    }
+}
+
+#[test]
+fn malformed_messages_become_error_rows_and_nothing_stops() {
+    let Some(services) = services() else { return };
+    let json_topic = unique_topic("errors-json");
+    let otlp_topic = unique_topic("errors-otlp");
+    create_topic(&services.kafka_brokers, &json_topic, 3);
+    create_topic(&services.kafka_brokers, &otlp_topic, 1);
+    let streams = format!(
+        "[[streams]]\nname = \"dns\"\ntopics = [\"{json_topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n\
+         max_message_bytes = \"64KiB\"\nfields = [{{ name = \"query\", type = \"text\" }}]\n\
+         [[streams]]\nname = \"otel\"\ntopics = [\"{otlp_topic}\"]\nformat = \"otlp_json\"\n"
+    );
+    let mut node = node::Node::start(&node::config(&services, &unique_topic("errors"), &streams));
+    node.wait_ready(Duration::from_secs(60));
+
+    // 5,000 good DNS records with 834 malformed ones mixed in (every 6th message).
+    let good = lines(&dataset("zeek/dns.json.gz"));
+    let mut producer = TestProducer::new(&services.kafka_brokers, &json_topic);
+    let mut kinds = Vec::new(); // per message: None = good, Some(reason)
+    let mut num_bad = 0;
+    for line in good.iter().take(5000) {
+        if kinds.len() % 6 == 5 {
+            let (payload, reason) = malformed(num_bad);
+            producer.send(&payload);
+            kinds.push(Some(reason));
+            num_bad += 1;
+        }
+        producer.send(line);
+        kinds.push(None);
+    }
+    let json_positions = producer.finish();
+
+    // 166 malformed OTLP requests among 100 good ones: 1,000 malformed in all.
+    let sample: serde_json::Value = serde_json::from_slice(&std::fs::read(dataset("otlp/logs.json")).unwrap()).unwrap();
+    let sample = sample.to_string();
+    let mut producer = TestProducer::new(&services.kafka_brokers, &otlp_topic);
+    let mut otlp_kinds = Vec::new();
+    for i in 0..(100 + 1000 - num_bad) {
+        if i % 3 == 0 && i / 3 < 100 {
+            producer.send(sample.as_bytes());
+            otlp_kinds.push(None);
+        } else {
+            producer.send(format!("{{\"resourceLogs\": {i}}}").as_bytes());
+            otlp_kinds.push(Some("invalid_otlp"));
+        }
+    }
+    let otlp_positions = producer.finish();
+    let total_bad = kinds.iter().chain(&otlp_kinds).filter(|k| k.is_some()).count();
+    assert_eq!(total_bad, 1000);
+
+    // What the test expects, from what it sent.
+    let mut expected: BTreeMap<RowId, Option<&str>> = BTreeMap::new();
+    for ((p, o), kind) in json_positions.iter().zip(&kinds) {
+        expected.insert((json_topic.clone(), i64::from(*p), *o, 0), *kind);
+    }
+    for ((p, o), kind) in otlp_positions.iter().zip(&otlp_kinds) {
+        expected.insert((otlp_topic.clone(), i64::from(*p), *o, 0), *kind);
+    }
+
+    let data_dir = node.dir.path().join("data");
+    let read = || -> Vec<_> { ["dns", "otel"].iter().flat_map(|s| hot::rows(&data_dir, s)).collect() };
+    wait_for("every message indexed", Duration::from_secs(120), || (read().len() >= expected.len()).then_some(()));
+    let rows = read();
+    let got: BTreeMap<RowId, Option<&str>> = rows
+        .iter()
+        .map(|(id, kind, reason)| {
+            assert_eq!(*kind == 1, reason.is_some(), "{id:?}: _kind and _error_reason disagree");
+            (id.clone(), reason.as_deref())
+        })
+        .collect();
+    assert_eq!(got.len(), rows.len(), "duplicate rows");
+    assert_eq!(got, expected);
+
+    // The node is alive and counted every reason.
+    assert!(node.is_running(), "{}", node.log());
+    let metrics = http::get(node.http, "/metrics").unwrap().body;
+    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    for reason in kinds.iter().chain(&otlp_kinds).flatten() {
+        *by_reason.entry(reason).or_default() += 1;
+    }
+    for (reason, n) in &by_reason {
+        let stream = if *reason == "invalid_otlp" { "otel" } else { "dns" };
+        let line = format!("tierlog_ingest_errors_total{{stream=\"{stream}\",reason=\"{reason}\"}} {n}\n");
+        assert!(metrics.contains(&line), "missing {line} in\n{metrics}");
+    }
+    let reasons: BTreeSet<&str> = by_reason.keys().copied().collect();
+    assert_eq!(reasons.len(), 6, "every kind of malformed input was sent");
+}
