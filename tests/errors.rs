@@ -36,35 +36,35 @@ fn malformed_messages_become_error_rows_and_nothing_stops() {
     let mut node = node::Node::start(&node::config(&services, &unique_topic("errors"), &streams));
     node.wait_ready(Duration::from_secs(60));
 
-    // 5,000 good DNS records with 834 malformed ones mixed in (every 6th message).
+    // 5,000 good DNS records with a malformed one before every 6th (833 in all).
     let good = lines(&dataset("zeek/dns.json.gz"));
     let mut producer = TestProducer::new(&services.kafka_brokers, &json_topic);
     let mut kinds = Vec::new(); // per message: None = good, Some(reason)
-    let mut num_bad = 0;
-    for line in good.iter().take(5000) {
-        if kinds.len() % 6 == 5 {
-            let (payload, reason) = malformed(num_bad);
+    for (i, line) in good.iter().take(5000).enumerate() {
+        if i % 6 == 5 {
+            let (payload, reason) = malformed(i / 6);
             producer.send(&payload);
             kinds.push(Some(reason));
-            num_bad += 1;
         }
         producer.send(line);
         kinds.push(None);
     }
     let json_positions = producer.finish();
 
-    // 166 malformed OTLP requests among 100 good ones: 1,000 malformed in all.
+    // The rest of the 1,000 malformed messages are OTLP requests, mixed with 100 good.
+    let num_bad_otlp = 1000 - kinds.iter().flatten().count();
     let sample: serde_json::Value = serde_json::from_slice(&std::fs::read(dataset("otlp/logs.json")).unwrap()).unwrap();
     let sample = sample.to_string();
+    let total = 100 + num_bad_otlp;
+    let mut otlp_kinds: Vec<Option<&str>> = (0..total).map(|i| (i >= 100).then_some("invalid_otlp")).collect();
+    // Interleave good and bad: position i takes element (i * 7) mod total (7 and total coprime).
+    assert_ne!(total % 7, 0);
+    otlp_kinds = (0..total).map(|i| otlp_kinds[i * 7 % total]).collect();
     let mut producer = TestProducer::new(&services.kafka_brokers, &otlp_topic);
-    let mut otlp_kinds = Vec::new();
-    for i in 0..(100 + 1000 - num_bad) {
-        if i % 3 == 0 && i / 3 < 100 {
-            producer.send(sample.as_bytes());
-            otlp_kinds.push(None);
-        } else {
-            producer.send(format!("{{\"resourceLogs\": {i}}}").as_bytes());
-            otlp_kinds.push(Some("invalid_otlp"));
+    for (i, kind) in otlp_kinds.iter().enumerate() {
+        match kind {
+            None => producer.send(sample.as_bytes()),
+            Some(_) => producer.send(format!("{{\"resourceLogs\": {i}}}").as_bytes()),
         }
     }
     let otlp_positions = producer.finish();
