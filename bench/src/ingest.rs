@@ -1,0 +1,198 @@
+//! `tierlog-bench ingest`: Kafka → hot-searchable throughput next to a bare rdkafka
+//! consumer reading the same topic, and produce → searchable latency.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args as ClapArgs;
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tierlog_core::config::{Config, KafkaConfig};
+use tierlog_core::metrics::Metrics;
+use tierlog_hot::HotCatalog;
+use tierlog_ingest::{Compression, Ingest, IngestOptions, Publisher};
+
+use crate::cpu::{Measured, Phase};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Kafka brokers.
+    #[arg(long, env = "TIERLOG_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// The shared datasets folder.
+    #[arg(long, default_value = "../shared/datasets")]
+    datasets: PathBuf,
+    /// Replays of zeek/dns.json.gz (53,615 records, 26.6 MB each); replay N shifts every
+    /// `ts` by N years so no two records are the same.
+    #[arg(long, default_value_t = 4)]
+    repeat: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Single messages timed from produce to searchable.
+    #[arg(long, default_value_t = 20)]
+    markers: usize,
+}
+
+const STREAM: &str = r#"
+[[streams]]
+name = "dns"
+topics = ["TOPIC"]
+format = "json"
+timestamp_field = "ts"
+fields = [
+  { name = "query", type = "text" },
+  { name = "qtype_name", type = "keyword" },
+  { name = "rcode_name", type = "keyword" },
+  { name = "orig_h", type = "keyword", source = "id.orig_h" },
+  { name = "resp_h", type = "keyword", source = "id.resp_h" },
+  { name = "orig_p", type = "i64", source = "id.orig_p" },
+  { name = "rtt", type = "f64" },
+]
+"#;
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let payloads = load(&args.datasets.join("zeek/dns.json.gz"), args.repeat)?;
+    let num_messages = payloads.len() as u64;
+    let num_bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+    let kafka = KafkaConfig { brokers: args.brokers.clone(), ..KafkaConfig::default() };
+    let topic = format!("bench-ingest-{}", std::process::id());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(tierlog_ingest::ensure_topic(&kafka, &topic, args.partitions))?;
+    println!(
+        "dataset: zeek/dns.json.gz x{} (timestamps shifted per replay) = {num_messages} messages, {:.1} MB of raw JSON",
+        args.repeat,
+        num_bytes as f64 / 1e6
+    );
+    println!("topic {topic}: {} partitions, lz4", args.partitions);
+
+    let publisher = Publisher::new(&kafka, &topic, Compression::Lz4)?;
+    for p in &payloads {
+        publisher.send(None, p)?;
+    }
+    let report = publisher.finish(Duration::from_secs(600))?;
+    if report.num_messages != num_messages {
+        bail!("only {} of {num_messages} messages acknowledged: {:?}", report.num_messages, report.first_error);
+    }
+    println!("produced in {:.1} s\n", report.elapsed.as_secs_f64());
+
+    let bare = bare_consumer(&args.brokers, &topic, args.partitions, num_messages)?;
+
+    let dir = std::env::temp_dir().join(format!("tierlog-bench-{}", std::process::id()));
+    let config_text = format!(
+        "[node]\nid = \"bench\"\ndata_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"{topic}\"\n{}",
+        dir.display(),
+        args.brokers,
+        STREAM.replace("TOPIC", &topic)
+    );
+    let config = Config::parse(&config_text, "bench.toml", Path::new("/"), &|_| None)?;
+    let catalog = HotCatalog::new();
+    let phase = Phase::start();
+    let ingest = Ingest::start(&config, catalog.clone(), Metrics::new(), IngestOptions::default())?;
+    let searchable = || catalog.snapshot("dns").iter().map(|g| g.num_docs()).sum::<u64>();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while searchable() < num_messages {
+        if Instant::now() > deadline || ingest.is_finished() {
+            bail!("tierlog indexed {} of {num_messages}", searchable());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let tierlog = phase.stop();
+
+    // Produce → searchable, one message at a time on the idle node.
+    let publisher = Publisher::new(&kafka, &topic, Compression::Lz4)?;
+    let mut latencies = Vec::new();
+    for i in 0..args.markers {
+        let before = searchable();
+        let sent = Instant::now();
+        publisher.send(None, &payloads[i])?;
+        while searchable() <= before {
+            if sent.elapsed() > Duration::from_secs(60) {
+                bail!("marker {i} not searchable after 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        latencies.push(sent.elapsed());
+        std::thread::sleep(Duration::from_millis(137)); // spread over the commit cycle
+    }
+    drop(publisher);
+    ingest.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("{:<34} {:>10} {:>8} {:>10} {:>14}", "Kafka -> …", "msgs/s", "MB/s", "CPU cores", "MB/s per core");
+    let line = |name: &str, m: &Measured| {
+        let secs = m.wall.as_secs_f64();
+        let cpu = m.cpu.as_secs_f64().max(1e-9);
+        println!(
+            "{name:<34} {:>10.0} {:>8.1} {:>10.2} {:>14.1}",
+            num_messages as f64 / secs,
+            num_bytes as f64 / 1e6 / secs,
+            cpu / secs,
+            num_bytes as f64 / 1e6 / cpu
+        );
+    };
+    line("bare rdkafka consumer (baseline)", &bare);
+    line("tierlog hot tier, searchable", &tierlog);
+    println!(
+        "tierlog / bare consumer: {:.2} of the message rate (wall time)",
+        bare.wall.as_secs_f64() / tierlog.wall.as_secs_f64()
+    );
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "produce -> searchable over {} messages: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms (commit_interval 1s)",
+        latencies.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(1.0)
+    );
+    Ok(())
+}
+
+/// Reads every message of the topic with a plain rdkafka consumer, touching each payload.
+fn bare_consumer(brokers: &str, topic: &str, partitions: i32, expected: u64) -> anyhow::Result<Measured> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-bare"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let phase = Phase::start();
+    let (mut count, mut checksum) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while count < expected {
+        if Instant::now() > deadline {
+            bail!("bare consumer read {count} of {expected}");
+        }
+        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
+            let msg = msg.context("bare consumer")?;
+            let payload = msg.payload().unwrap_or_default();
+            checksum = checksum.wrapping_add(payload.iter().map(|b| u64::from(*b)).sum::<u64>());
+            count += 1;
+        }
+    }
+    std::hint::black_box(checksum);
+    Ok(phase.stop())
+}
+
+/// The dataset's lines, replayed `repeat` times with `ts` moved on by a year each time.
+fn load(path: &Path, repeat: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut text = String::new();
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    flate2::read::MultiGzDecoder::new(file).read_to_string(&mut text)?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len() * repeat);
+    for r in 0..repeat {
+        let year = format!("\"ts\":\"{}-", 2018 + r);
+        out.extend(lines.iter().map(|l| l.replacen("\"ts\":\"2018-", &year, 1).into_bytes()));
+    }
+    Ok(out)
+}
