@@ -11,6 +11,8 @@ pub enum HotError {
     },
     #[error("{path}: corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("reading the hot tier: {0}")]
+    Read(String),
     #[error("stream '{stream}', generation {generation}: {source}")]
     Index {
         stream: String,

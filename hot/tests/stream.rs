@@ -83,3 +83,71 @@ fn rolls_over_on_max_docs_and_keeps_sealed_generations_readable() {
     assert_eq!(stream.committed().next_offset("t", 0), Some(12));
     assert_eq!(total_docs(&catalog), 12);
 }
+
+#[test]
+fn committed_rows_read_back_as_arrow() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use tierlog_hot::{ColumnKind, KIND_ERROR, KIND_ROW, docs_of_kind, read_segment};
+
+    let text = "[[streams]]\nname = \"app\"\ntopics = [\"t\"]\nformat = \"json\"\n\
+                fields = [{ name = \"level\", type = \"keyword\" }, { name = \"msg\", type = \"text\" }, { name = \"status\", type = \"i64\" }]\n";
+    let config = Config::parse(text, "t.toml", std::path::Path::new("/"), &|_| None).unwrap().streams.remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = HotCatalog::new();
+    let mut stream = HotStream::open(dir.path(), "n1", &config, catalog.clone()).unwrap();
+    let schema = stream.schema().clone();
+    let col = |name: &str| schema.columns.iter().find(|c| c.name == name).unwrap().field;
+    for i in 0..3i64 {
+        let origin = RowOrigin { topic: "t", partition: 1, offset: i, key: None, kafka_time_us: 0, ingest_time_us: 5 };
+        let mut doc = schema.row(&origin, 0, 1_000 + i);
+        doc.add_text(col("level"), if i == 1 { "WARN" } else { "INFO" });
+        doc.add_text(col("msg"), format!("hello {i}"));
+        if i != 2 {
+            doc.add_i64(col("status"), 200 + i);
+        }
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("user".to_string(), tantivy::schema::OwnedValue::Str(format!("u{i}")));
+        doc.add_object(schema.attributes, attrs);
+        stream.add(doc, 1).unwrap();
+        stream.advance("t", 1, i + 1);
+    }
+    let origin = RowOrigin { topic: "t", partition: 1, offset: 3, key: None, kafka_time_us: 9, ingest_time_us: 5 };
+    stream.add(schema.error_row(&origin, tierlog_core::schema::ErrorReason::InvalidJson, "bad", b"{"), 1).unwrap();
+    stream.commit().unwrap();
+
+    let searcher = catalog.snapshot("app")[0].searcher();
+    // Indexing threads may have written several segments: read them all, in offset order.
+    let read = |kind, columns: &[(String, ColumnKind)]| {
+        let batches: Vec<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| read_segment(s, &docs_of_kind(s, kind), columns).unwrap())
+            .collect();
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let order = arrow::compute::sort_to_indices(batch.column(batch.schema().index_of("_offset").unwrap()), None, None).unwrap();
+        arrow::compute::take_record_batch(&batch, &order).unwrap()
+    };
+    let rows = read(KIND_ROW, &schema.row_columns());
+    assert_eq!(rows.num_rows(), 3);
+    let names: Vec<_> = rows.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["_timestamp", "_ingest_time", "_topic", "_partition", "_offset", "_record", "_key", "_attributes", "level", "msg", "status"]);
+    let get = |name: &str| rows.column(rows.schema().index_of(name).unwrap()).clone();
+    assert_eq!(get("_offset").as_primitive::<Int64Type>().values(), &[0, 1, 2]);
+    assert_eq!(get("_partition").as_primitive::<Int32Type>().values(), &[1, 1, 1]);
+    let status = get("status");
+    let status = status.as_primitive::<Int64Type>();
+    assert_eq!((status.value(0), status.value(1), status.is_null(2)), (200, 201, true));
+    let level = arrow::compute::cast(&get("level"), &arrow::datatypes::DataType::Utf8).unwrap();
+    let level: Vec<_> = level.as_string::<i32>().iter().map(Option::unwrap).collect();
+    assert_eq!(level, ["INFO", "WARN", "INFO"]);
+    assert_eq!(get("msg").as_string::<i32>().value(2), "hello 2");
+    assert_eq!(get("_attributes").as_string::<i32>().value(1), r#"{"user":"u1"}"#);
+    assert!(get("_key").is_null(0));
+
+    let errors = read(KIND_ERROR, &tierlog_hot::StreamSchema::error_columns());
+    assert_eq!(errors.num_rows(), 1);
+    let reason = arrow::compute::cast(errors.column(4), &arrow::datatypes::DataType::Utf8).unwrap();
+    assert_eq!(reason.as_string::<i32>().value(0), "invalid_json");
+    assert_eq!(errors.column(6).as_string::<i32>().value(0), "{");
+}

@@ -1,0 +1,214 @@
+//! Reading a generation's committed documents as Arrow record batches: fast fields
+//! column by column, stored fields (text, `_attributes`) from the doc store.
+//!
+//! Columns are looked up by name in each segment, so a generation written with an older
+//! stream config reads as nulls for the fields it does not have.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, StringDictionaryBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use tantivy::schema::document::OwnedValue;
+use tantivy::schema::Value;
+use tantivy::{DocId, SegmentReader, TantivyDocument};
+use tierlog_core::schema::FieldType;
+
+use crate::error::{HotError, Result};
+use crate::schema::StreamSchema;
+
+/// How a column is stored in the hot index, and its Arrow type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Timestamp,
+    Dictionary,
+    Int32,
+    Int64,
+    Float64,
+    Bool,
+    /// From the doc store: tokenized text, `_key`, `_attributes` (JSON text), error details.
+    Stored,
+}
+
+impl ColumnKind {
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnKind::Dictionary => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            ColumnKind::Int32 => DataType::Int32,
+            ColumnKind::Int64 => DataType::Int64,
+            ColumnKind::Float64 => DataType::Float64,
+            ColumnKind::Bool => DataType::Boolean,
+            ColumnKind::Stored => DataType::Utf8,
+        }
+    }
+}
+
+impl StreamSchema {
+    /// The columns of the stream's table: system columns, then format and declared
+    /// columns (`_tier` is the query layer's).
+    pub fn row_columns(&self) -> Vec<(String, ColumnKind)> {
+        let mut out: Vec<(String, ColumnKind)> = vec![
+            ("_timestamp".into(), ColumnKind::Timestamp),
+            ("_ingest_time".into(), ColumnKind::Timestamp),
+            ("_topic".into(), ColumnKind::Dictionary),
+            ("_partition".into(), ColumnKind::Int32),
+            ("_offset".into(), ColumnKind::Int64),
+            ("_record".into(), ColumnKind::Int32),
+            ("_key".into(), ColumnKind::Stored),
+            ("_attributes".into(), ColumnKind::Stored),
+        ];
+        for c in &self.columns {
+            let kind = match c.ty {
+                FieldType::Text => ColumnKind::Stored,
+                FieldType::Keyword => ColumnKind::Dictionary,
+                FieldType::I64 => ColumnKind::Int64,
+                FieldType::F64 => ColumnKind::Float64,
+                FieldType::Bool => ColumnKind::Bool,
+                FieldType::Timestamp => ColumnKind::Timestamp,
+            };
+            out.push((c.name.clone(), kind));
+        }
+        out
+    }
+
+    /// The columns of the stream's error table.
+    pub fn error_columns() -> Vec<(String, ColumnKind)> {
+        vec![
+            ("_timestamp".into(), ColumnKind::Timestamp),
+            ("_topic".into(), ColumnKind::Dictionary),
+            ("_partition".into(), ColumnKind::Int32),
+            ("_offset".into(), ColumnKind::Int64),
+            ("reason".into(), ColumnKind::Dictionary),
+            ("detail".into(), ColumnKind::Stored),
+            ("payload".into(), ColumnKind::Stored),
+            ("payload_encoding".into(), ColumnKind::Dictionary),
+        ]
+    }
+}
+
+/// The Arrow schema of `columns` (every column nullable).
+pub fn arrow_schema(columns: &[(String, ColumnKind)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns.iter().map(|(name, kind)| Field::new(name, kind.data_type(), true)).collect::<Vec<_>>(),
+    ))
+}
+
+/// The index field behind a table column (error-table names map to `_error_*`).
+fn index_field(column: &str) -> &str {
+    match column {
+        "reason" => "_error_reason",
+        "detail" => "_error_detail",
+        "payload" => "_payload",
+        "payload_encoding" => "_payload_encoding",
+        other => other,
+    }
+}
+
+/// Reads `docs` of one segment as a record batch of `columns`.
+pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[(String, ColumnKind)]) -> Result<RecordBatch> {
+    let schema = arrow_schema(columns);
+    let fast = segment.fast_fields();
+    let err = |e: tantivy::TantivyError| HotError::Read(e.to_string());
+    let needs_store = columns.iter().any(|(_, k)| *k == ColumnKind::Stored);
+    let stored: Vec<TantivyDocument> = if needs_store {
+        let store = segment.get_store_reader(64).map_err(|e| HotError::Read(e.to_string()))?;
+        docs.iter().map(|d| store.get(*d)).collect::<tantivy::Result<_>>().map_err(err)?
+    } else {
+        Vec::new()
+    };
+    let index_schema = segment.schema();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (name, kind) in columns {
+        let field_name = index_field(name);
+        let array: ArrayRef = match kind {
+            ColumnKind::Timestamp => {
+                let col = fast.date(field_name).ok();
+                let mut b = TimestampMicrosecondBuilder::with_capacity(docs.len()).with_timezone("UTC");
+                for d in docs {
+                    b.append_option(col.as_ref().and_then(|c| c.first(*d)).map(|t| t.into_timestamp_micros()));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Dictionary => {
+                let col = fast.str(field_name).ok().flatten();
+                let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                let mut text = String::new();
+                for d in docs {
+                    let ord = col.as_ref().and_then(|c| c.term_ords(*d).next());
+                    match (ord, &col) {
+                        (Some(ord), Some(c)) => {
+                            text.clear();
+                            c.ord_to_str(ord, &mut text).map_err(|e| HotError::Read(e.to_string()))?;
+                            b.append_value(&text);
+                        }
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Int32 => {
+                let col = fast.i64(field_name).ok();
+                let mut b = Int32Builder::with_capacity(docs.len());
+                for d in docs {
+                    b.append_option(col.as_ref().and_then(|c| c.first(*d)).map(|v| v as i32));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Int64 => {
+                let col = fast.i64(field_name).ok();
+                let mut b = Int64Builder::with_capacity(docs.len());
+                for d in docs {
+                    b.append_option(col.as_ref().and_then(|c| c.first(*d)));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Float64 => {
+                let col = fast.f64(field_name).ok();
+                let mut b = Float64Builder::with_capacity(docs.len());
+                for d in docs {
+                    b.append_option(col.as_ref().and_then(|c| c.first(*d)));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Bool => {
+                let col = fast.bool(field_name).ok();
+                let mut b = BooleanBuilder::with_capacity(docs.len());
+                for d in docs {
+                    b.append_option(col.as_ref().and_then(|c| c.first(*d)));
+                }
+                Arc::new(b.finish())
+            }
+            ColumnKind::Stored => {
+                let field = index_schema.get_field(field_name).ok();
+                let mut b = StringBuilder::new();
+                for doc in &stored {
+                    let value = field.and_then(|f| doc.get_first(f));
+                    match value {
+                        Some(v) if v.as_str().is_some() => b.append_value(v.as_str().unwrap_or_default()),
+                        Some(v) => {
+                            let owned = OwnedValue::from(v);
+                            b.append_value(serde_json::to_string(&owned).map_err(|e| HotError::Read(e.to_string()))?);
+                        }
+                        None => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        };
+        arrays.push(array);
+    }
+    RecordBatch::try_new(schema, arrays).map_err(|e| HotError::Read(e.to_string()))
+}
+
+/// The live documents of a segment whose `_kind` is `kind`.
+pub fn docs_of_kind(segment: &SegmentReader, kind: u64) -> Vec<DocId> {
+    let column = segment.fast_fields().u64("_kind").ok();
+    segment
+        .doc_ids_alive()
+        .filter(|d| column.as_ref().and_then(|c| c.first(*d)) == Some(kind))
+        .collect()
+}
