@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command to see tierlog work on this machine:
 #   installs what is missing (first run: ~15-30 min, mostly building the tansu broker),
-#   builds tierlog, starts the Kafka broker and the S3 server on 127.0.0.1, starts a
-#   tierlog node with deploy/local/tierlog.toml, and publishes real sample logs.
+#   builds tierlog, starts the Kafka broker and the S3 server on 127.0.0.1, publishes real
+#   sample logs, and starts a tierlog node with deploy/local/tierlog.toml that ingests them.
 # Ctrl-C stops the node and the services it started.
 #
 # Settings: TIERLOG_KAFKA_PORT (9092), TIERLOG_S3_PORT (9000), TIERLOG_HTTP_ADDR
@@ -36,6 +36,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Publish first, so the topics exist when the node subscribes (the broker does not
+# auto-create topics).
+log "publishing sample logs from $datasets"
+"$tierlog" produce --topic apache-errors "$datasets/loghub/Apache_2k.log"
+"$tierlog" produce --topic zeek-dns "$datasets/zeek/dns.json.gz"
+# The OTLP sample is pretty-printed JSON: one request, so one message.
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$datasets/otlp/logs.json" \
+  | "$tierlog" produce --topic otlp-logs -
+
 mkdir -p "$repo/data"
 "$tierlog" serve --config "$here/tierlog.toml" 2> >(tee -a "$repo/data/tierlog.log" >&2) &
 node_pid=$!
@@ -45,18 +54,15 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 curl -fs "http://$http_addr/ready" >/dev/null || die "tierlog is not ready: $(curl -s "http://$http_addr/ready")"
-
-log "publishing sample logs from $datasets"
-"$tierlog" produce --topic apache-errors "$datasets/loghub/Apache_2k.log"
-"$tierlog" produce --topic zeek-dns "$datasets/zeek/dns.json.gz"
-# The OTLP sample is pretty-printed JSON: one request, so one message.
-python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$datasets/otlp/logs.json" \
-  | "$tierlog" produce --topic otlp-logs -
+sleep 10
+log "ingested so far (from /metrics):"
+curl -s "http://$http_addr/metrics" | grep -E '^tierlog_ingest_(messages|rows)_total' >&2 || true
 
 cat <<MSG
 
 tierlog is running (pid $node_pid), with the broker at $TIERLOG_KAFKA_BROKERS and S3 at $TIERLOG_S3_ENDPOINT.
   readiness:  curl http://$http_addr/ready
+  metrics:    curl http://$http_addr/metrics
   node log:   $repo/data/tierlog.log      services: $TIERLOG_SERVICES_DIR
   config:     $here/tierlog.toml
   publish:    $tierlog produce --topic apache-errors FILE
