@@ -117,7 +117,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(2));
         }
         latencies.push(sent.elapsed());
-        std::thread::sleep(Duration::from_millis(137)); // spread over the commit cycle
+        // Visibility comes right after a commit: wait a spread of delays so the next
+        // marker lands anywhere in the commit cycle, not always at the same point.
+        std::thread::sleep(Duration::from_millis((i as u64 * 379) % 1000));
     }
     drop(publisher);
     ingest.stop()?;

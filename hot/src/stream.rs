@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tantivy::indexer::UserOperation;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 use tierlog_core::checkpoint::Checkpoint;
 use tierlog_core::config::{Policy, StreamConfig};
@@ -143,17 +144,24 @@ impl HotStream {
         self.pending != self.committed
     }
 
-    /// Adds one document of the message at `offset`; `num_bytes` counts toward rollover.
+    /// Adds one document; `num_bytes` counts toward rollover.
     pub fn add(&mut self, doc: TantivyDocument, num_bytes: u64) -> Result<()> {
+        self.add_all(std::iter::once(doc), num_bytes)
+    }
+
+    /// Adds documents in one batch (one hand-over to tantivy's indexing threads);
+    /// `num_bytes` counts toward rollover.
+    pub fn add_all(&mut self, docs: impl ExactSizeIterator<Item = TantivyDocument>, num_bytes: u64) -> Result<()> {
         let stream = self.name.clone();
         let active = self.active()?;
-        active.writer.add_document(doc).map_err(|source| HotError::Index {
+        let num_docs = docs.len() as u64;
+        active.writer.run(docs.map(UserOperation::Add)).map_err(|source| HotError::Index {
             stream,
             generation: active.meta.id.to_string(),
             source,
         })?;
-        active.num_docs += 1;
-        active.num_uncommitted += 1;
+        active.num_docs += num_docs;
+        active.num_uncommitted += num_docs;
         active.num_bytes += num_bytes;
         Ok(())
     }

@@ -44,6 +44,9 @@ pub(crate) struct IngestContext {
     reassigned: AtomicBool,
     /// Partitions assigned by the last rebalance.
     num_assigned: AtomicUsize,
+    /// Records polled but not yet handed to an indexer, per route. Only the consumer
+    /// thread touches them (the loop and the rebalance callback, which runs inside poll).
+    pending: Mutex<Vec<Vec<Record>>>,
 }
 
 impl ClientContext for IngestContext {
@@ -96,12 +99,36 @@ impl IngestContext {
     pub(crate) fn new(routes: HashMap<String, usize>, indexers: Vec<Sender<Command>>, committed: SharedCommitted, metrics: Metrics) -> Self {
         IngestContext {
             routes,
-            indexers,
             committed,
             metrics,
+            pending: Mutex::new((0..indexers.len()).map(|_| Vec::new()).collect()),
+            indexers,
             reassigned: AtomicBool::new(false),
             num_assigned: AtomicUsize::new(0),
         }
+    }
+
+    /// Appends a record to its indexer's batch; sends the batch once it is full.
+    fn push(&self, route: usize, record: Record) -> Result<(), String> {
+        let mut pending = self.pending.lock().expect("pending lock poisoned");
+        pending[route].push(record);
+        if pending[route].len() >= BATCH_RECORDS {
+            let batch = std::mem::take(&mut pending[route]);
+            self.indexers[route].send(Command::Index(batch)).map_err(|_| "an indexer stopped".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Hands every partial batch to its indexer.
+    fn send_pending(&self) -> Result<(), String> {
+        let mut pending = self.pending.lock().expect("pending lock poisoned");
+        for (route, batch) in pending.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let batch = std::mem::take(batch);
+                self.indexers[route].send(Command::Index(batch)).map_err(|_| "an indexer stopped".to_string())?;
+            }
+        }
+        Ok(())
     }
 
     fn hot_checkpoint(&self) -> Checkpoint {
@@ -136,6 +163,9 @@ impl IngestContext {
     /// Commits every indexer that holds a revoked partition, then the group offsets.
     fn flush_before_release(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let started = Instant::now();
+        if let Err(e) = self.send_pending() {
+            error!(error = %e, "cannot hand polled records to the indexers before release");
+        }
         let mut involved: Vec<usize> = tpl.elements().iter().filter_map(|e| self.routes.get(e.topic()).copied()).collect();
         involved.sort_unstable();
         involved.dedup();
@@ -173,6 +203,9 @@ fn offsets_for(checkpoint: &Checkpoint, tpl: &TopicPartitionList) -> TopicPartit
     }
     out
 }
+
+/// Records handed to an indexer at once.
+const BATCH_RECORDS: usize = 512;
 
 /// How long the consumer may stay without partitions before it rejoins the group: a
 /// little more than the session timeout, so that a crashed member has expired.
@@ -225,7 +258,7 @@ pub(crate) fn run(
         commit_group_offsets(consumer);
 
         match consumer.poll(Duration::from_millis(100)) {
-            None => {}
+            None => ctx.send_pending()?,
             Some(Ok(msg)) => {
                 let Some(&route) = ctx.routes.get(msg.topic()) else { continue };
                 let topic = topics.entry(msg.topic().to_string()).or_insert_with(|| Arc::from(msg.topic())).clone();
@@ -240,12 +273,13 @@ pub(crate) fn run(
                     kafka_time_us,
                     payload,
                 };
-                if ctx.indexers[route].send(Command::Index(record)).is_err() {
-                    return Err(format!("the indexer of topic '{}' stopped", msg.topic()));
-                }
+                ctx.push(route, record).map_err(|e| format!("topic '{}': {e}", msg.topic()))?;
                 last_poll_error = None;
             }
-            Some(Err(e)) => log_poll_error(e, &mut last_poll_error),
+            Some(Err(e)) => {
+                ctx.send_pending()?;
+                log_poll_error(e, &mut last_poll_error);
+            }
         }
     }
     Ok(())

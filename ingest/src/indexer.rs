@@ -26,7 +26,9 @@ pub struct Record {
 }
 
 pub enum Command {
-    Index(Record),
+    /// Records in offset order per partition; batched to keep thread wake-ups and
+    /// channel operations off the per-message path.
+    Index(Vec<Record>),
     /// Commit now and answer with the committed checkpoint (on partition revocation
     /// and shutdown).
     Flush(Sender<Checkpoint>),
@@ -110,7 +112,7 @@ impl Indexer {
         loop {
             let wait = next_commit.saturating_duration_since(Instant::now());
             match commands.recv_timeout(wait) {
-                Ok(Command::Index(record)) => self.index(record, &mut docs),
+                Ok(Command::Index(records)) => self.index(records, &mut docs),
                 Ok(Command::Flush(reply)) => {
                     self.commit();
                     let _ = reply.send(self.stream.committed().clone());
@@ -129,39 +131,47 @@ impl Indexer {
         }
     }
 
-    fn index(&mut self, record: Record, docs: &mut Vec<tantivy::TantivyDocument>) {
-        let origin = RowOrigin {
-            topic: &record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            key: record.key.as_deref(),
-            kafka_time_us: record.kafka_time_us,
-            ingest_time_us: now_us(),
-        };
-        docs.clear();
-        if let Some(err) = self.decoder.decode(&origin, &record.payload, docs) {
-            debug!(stream = %self.stream.name(), topic = %record.topic, partition = record.partition,
-                offset = record.offset, reason = err.reason.as_str(), detail = %err.detail, "error row");
-            if let Some((_, c)) = self.metrics.errors.iter().find(|(r, _)| *r == err.reason) {
-                c.inc();
-            }
-        }
-        let num_bytes = record.payload.len() as u64;
+    fn index(&mut self, records: Vec<Record>, docs: &mut Vec<tantivy::TantivyDocument>) {
+        let ingest_time_us = now_us();
         let ts_field = self.decoder.schema().timestamp;
-        for doc in docs.drain(..) {
-            if let Some(ts) = doc.get_first(ts_field).and_then(|v| tantivy::schema::Value::as_datetime(&v)) {
-                let us = ts.into_timestamp_micros();
-                self.newest_event_us = Some(self.newest_event_us.map_or(us, |n| n.max(us)));
+        let mut num_bytes = 0;
+        docs.clear();
+        for record in &records {
+            let origin = RowOrigin {
+                topic: &record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                key: record.key.as_deref(),
+                kafka_time_us: record.kafka_time_us,
+                ingest_time_us,
+            };
+            let first = docs.len();
+            if let Some(err) = self.decoder.decode(&origin, &record.payload, docs) {
+                debug!(stream = %self.stream.name(), topic = %record.topic, partition = record.partition,
+                    offset = record.offset, reason = err.reason.as_str(), detail = %err.detail, "error row");
+                if let Some((_, c)) = self.metrics.errors.iter().find(|(r, _)| *r == err.reason) {
+                    c.inc();
+                }
             }
-            if let Err(e) = self.stream.add(doc, num_bytes) {
-                // The writer is broken; without a commit nothing is acknowledged, so a
-                // restart re-reads these offsets. Stop rather than skip rows.
-                panic!("indexing stream '{}' failed at {}/{}/{}: {e}", self.stream.name(), record.topic, record.partition, record.offset);
+            for doc in &docs[first..] {
+                if let Some(ts) = doc.get_first(ts_field).and_then(|v| tantivy::schema::Value::as_datetime(&v)) {
+                    let us = ts.into_timestamp_micros();
+                    self.newest_event_us = Some(self.newest_event_us.map_or(us, |n| n.max(us)));
+                }
             }
-            self.metrics.rows.inc();
+            num_bytes += record.payload.len() as u64;
         }
-        self.stream.advance(&record.topic, record.partition, record.offset + 1);
-        self.metrics.messages.inc();
+        let num_docs = docs.len() as u64;
+        if let Err(e) = self.stream.add_all(docs.drain(..), num_bytes) {
+            // The writer is broken. Nothing of this batch is acknowledged without a
+            // commit, so a restart re-reads it: stop rather than skip rows.
+            panic!("indexing stream '{}' failed: {e}", self.stream.name());
+        }
+        for record in &records {
+            self.stream.advance(&record.topic, record.partition, record.offset + 1);
+        }
+        self.metrics.rows.add(num_docs);
+        self.metrics.messages.add(records.len() as u64);
         self.metrics.bytes.add(num_bytes);
         self.budget.refund(num_bytes);
     }

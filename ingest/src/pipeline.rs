@@ -46,6 +46,8 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("heartbeat.interval.ms", "1000"),
     ("max.poll.interval.ms", "15000"),
     ("statistics.interval.ms", "5000"),
+    // A quiet partition's new message is fetched within 100 ms instead of 500.
+    ("fetch.wait.max.ms", "100"),
 ];
 
 /// A running ingest pipeline.

@@ -45,7 +45,8 @@ pub(super) fn decode(
         object.remove(&rule.field);
     }
     if !object.is_empty() {
-        doc.add_object(schema.attributes, object.into_iter().map(|(k, v)| (k, v.into())).collect());
+        // Straight from serde_json into the document: no intermediate OwnedValue copy.
+        doc.add_field_value(schema.attributes, &Value::Object(object));
     }
     out.push(doc);
     Ok(())

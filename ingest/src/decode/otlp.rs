@@ -176,7 +176,7 @@ pub(super) fn decode(
                     attributes.insert("scope".into(), Value::Object(scope.clone()));
                 }
                 if !attributes.is_empty() {
-                    doc.add_object(schema.attributes, attributes.into_iter().map(|(k, v)| (k, v.into())).collect());
+                    doc.add_field_value(schema.attributes, &Value::Object(attributes));
                 }
                 out.push(doc);
             }
