@@ -74,8 +74,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             .context("starting ingest")?
     };
 
+    let engine = tierlog_query::QueryEngine::new(&config.streams, &catalog).context("building the SQL catalog")?;
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(server.serve(tierlog_query::router(health.clone(), metrics.clone()), async move {
+    let router = tierlog_query::router(health.clone(), metrics.clone(), engine);
+    let http = tokio::spawn(server.serve(router, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));
 

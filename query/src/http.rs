@@ -1,4 +1,5 @@
-//! The HTTP API. Today: liveness (`/health`), readiness (`/ready`) and `/metrics`.
+//! The HTTP API: liveness (`/health`), readiness (`/ready`), `/metrics`, and SQL
+//! (`POST /api/v1/sql`, JSON rows).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,25 +8,58 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tierlog_core::health::{ComponentState, Health};
 use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
+use crate::engine::QueryEngine;
+
 #[derive(Clone)]
 struct AppState {
     health: Health,
     metrics: Metrics,
+    engine: QueryEngine,
 }
 
 /// The HTTP routes of a node.
-pub fn router(health: Health, metrics: Metrics) -> Router {
+pub fn router(health: Health, metrics: Metrics, engine: QueryEngine) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(prometheus))
-        .with_state(AppState { health, metrics })
+        .route("/api/v1/sql", post(sql))
+        .with_state(AppState { health, metrics, engine })
+}
+
+/// `POST /api/v1/sql` with `{"sql": "…"}` or the statement as plain text → JSON rows.
+async fn sql(State(state): State<AppState>, body: String) -> impl IntoResponse {
+    let started = std::time::Instant::now();
+    let statement = match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Object(o)) => match o.get("sql").and_then(Value::as_str) {
+            Some(s) => s.to_string(),
+            None => return error(StatusCode::BAD_REQUEST, "the JSON body needs a string field \"sql\""),
+        },
+        _ => body,
+    };
+    let batches = match state.engine.sql(&statement).await {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&arrow::record_batch::RecordBatch> = batches.iter().collect();
+    if let Err(e) = writer.write_batches(&refs).and_then(|_| writer.finish()) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    }
+    let rows: Value = serde_json::from_slice(&writer.into_inner()).unwrap_or_else(|_| json!([]));
+    let num_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let body = json!({ "rows": rows, "num_rows": num_rows, "elapsed_ms": started.elapsed().as_millis() as u64 });
+    (StatusCode::OK, Json(body))
+}
+
+fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
+    (status, Json(json!({ "error": message })))
 }
 
 async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {

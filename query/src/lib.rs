@@ -1,7 +1,10 @@
-//! tierlog-query: how users read tierlog — the HTTP API (axum) and, as they land, the
-//! DataFusion catalog, the cross-tier table provider, `match()` and the PostgreSQL wire
-//! protocol (DESIGN.md §6).
+//! tierlog-query: how users read tierlog — the SQL engine (DataFusion, one table per
+//! stream and per error table), the table provider over the tiers, and the HTTP API;
+//! `match()` and the PostgreSQL wire protocol come next (DESIGN.md §6).
 
+mod engine;
 mod http;
+mod table;
 
+pub use engine::{QueryEngine, QueryError};
 pub use http::{HttpServer, router};

@@ -18,9 +18,23 @@ impl Response {
 
 /// `GET path`; `None` when the connection fails.
 pub fn get(addr: SocketAddr, path: &str) -> Option<Response> {
+    request(addr, "GET", path, "")
+}
+
+/// `POST path` with a JSON body.
+pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Option<Response> {
+    request(addr, "POST", path, &body.to_string())
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw);

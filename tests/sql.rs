@@ -1,0 +1,89 @@
+//! SQL over HTTP on data ingested through the real broker; expected answers computed
+//! from the input files by the test.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::kafka::{create_topic, lines, produce_all};
+use support::{dataset, http, node, services, unique_topic, wait_for};
+
+fn sql(node: &node::Node, statement: &str) -> Value {
+    let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": statement })).expect("http");
+    assert_eq!(r.status, 200, "{statement}: {}", r.body);
+    r.json()
+}
+
+#[test]
+fn sql_counts_match_the_input_files() {
+    let Some(services) = services() else { return };
+    let text_topic = unique_topic("sql-text");
+    let dns_topic = unique_topic("sql-dns");
+    create_topic(&services.kafka_brokers, &text_topic, 2);
+    create_topic(&services.kafka_brokers, &dns_topic, 3);
+    let streams = format!(
+        "[[streams]]\nname = \"hdfs\"\ntopics = [\"{text_topic}\"]\nformat = \"text\"\n\
+         [[streams]]\nname = \"dns\"\ntopics = [\"{dns_topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n\
+         fields = [{{ name = \"query\", type = \"text\" }}, {{ name = \"rcode_name\", type = \"keyword\" }}]\n"
+    );
+    let mut node = node::Node::start(&node::config(&services, &unique_topic("sql"), &streams));
+    node.wait_ready(Duration::from_secs(60));
+
+    let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
+    let dns = lines(&dataset("zeek/dns.json.gz"));
+    produce_all(&services.kafka_brokers, &text_topic, hdfs.iter().map(Vec::as_slice));
+    produce_all(&services.kafka_brokers, &dns_topic, dns.iter().map(Vec::as_slice));
+    produce_all(&services.kafka_brokers, &dns_topic, [b"{not json".as_slice()]);
+
+    let count = |table: &str| sql(&node, &format!("SELECT count(*) AS n FROM {table}"))["rows"][0]["n"].as_u64().unwrap();
+    wait_for("everything queryable", Duration::from_secs(120), || {
+        (count("hdfs") == hdfs.len() as u64 && count("dns") == dns.len() as u64).then_some(())
+    });
+
+    // Levels of the HDFS lines, counted by the test from the raw text (the third field).
+    let mut levels: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &hdfs {
+        let text = String::from_utf8_lossy(line);
+        *levels.entry(text.split_whitespace().nth(3).unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(levels.get("INFO"), Some(&1920), "the dataset README's figure");
+    let got = sql(&node, "SELECT split_part(message, ' ', 4) AS level, count(*) AS n FROM hdfs GROUP BY 1 ORDER BY 1");
+    let got: BTreeMap<String, u64> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["level"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, levels);
+
+    // rcode_name per the DNS file (absent in some rows: NULL).
+    let mut rcodes: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &dns {
+        let v: Value = serde_json::from_slice(line).unwrap();
+        let key = v["rcode_name"].as_str().unwrap_or("(null)").to_string();
+        *rcodes.entry(key).or_default() += 1;
+    }
+    let got = sql(&node, "SELECT coalesce(rcode_name, '(null)') AS r, count(*) AS n FROM dns GROUP BY 1");
+    let got: BTreeMap<String, u64> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["r"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, rcodes);
+    assert_eq!(rcodes["NOERROR"], 42_010);
+
+    // The malformed message is in the error table, with its reason; every row is 'hot'.
+    let errors = sql(&node, "SELECT reason, payload FROM dns_errors");
+    assert_eq!(errors["rows"], json!([{ "reason": "invalid_json", "payload": "{not json" }]));
+    let tiers = sql(&node, "SELECT DISTINCT _tier FROM dns");
+    assert_eq!(tiers["rows"], json!([{ "_tier": "hot" }]));
+
+    // Writes are refused and the server keeps answering.
+    let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": "CREATE TABLE t AS SELECT 1" })).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("DDL not supported"), "{}", r.body);
+    assert_eq!(count("hdfs"), hdfs.len() as u64);
+}
