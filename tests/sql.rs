@@ -81,6 +81,40 @@ fn sql_counts_match_the_input_files() {
     let tiers = sql(&node, "SELECT DISTINCT _tier FROM dns");
     assert_eq!(tiers["rows"], json!([{ "_tier": "hot" }]));
 
+    // Full text: a phrase, counted by the test with a plain substring search.
+    let phrase = hdfs.iter().filter(|l| String::from_utf8_lossy(l).contains("Receiving block")).count() as u64;
+    assert_eq!(phrase, 292);
+    let got = sql(&node, r#"SELECT count(*) AS n FROM hdfs WHERE match(message, '"Receiving block"')"#);
+    assert_eq!(got["rows"][0]["n"].as_u64(), Some(phrase));
+    // A term AND a keyword filter, and match_all over every text column.
+    let nx = dns
+        .iter()
+        .filter(|l| {
+            let v: Value = serde_json::from_slice(l).unwrap();
+            v["rcode_name"] == "NXDOMAIN" && v["query"].as_str().is_some_and(|q| q.split(|c: char| !c.is_alphanumeric()).any(|t| t.eq_ignore_ascii_case("wpad")))
+        })
+        .count() as u64;
+    assert!(nx > 0);
+    let got = sql(&node, "SELECT count(*) AS n FROM dns WHERE match(query, 'wpad') AND rcode_name = 'NXDOMAIN'");
+    assert_eq!(got["rows"][0]["n"].as_u64(), Some(nx));
+    let got = sql(&node, "SELECT count(*) AS n FROM hdfs WHERE match_all('PacketResponder AND terminating')");
+    let both = hdfs
+        .iter()
+        .filter(|l| {
+            let t = String::from_utf8_lossy(l).to_lowercase();
+            let tokens: Vec<&str> = t.split(|c: char| !c.is_alphanumeric()).collect();
+            tokens.contains(&"packetresponder") && tokens.contains(&"terminating")
+        })
+        .count() as u64;
+    assert_eq!(got["rows"][0]["n"].as_u64(), Some(both));
+    // Bad query syntax is a clear error; match() outside WHERE is refused.
+    let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": "SELECT count(*) FROM hdfs WHERE match(message, 'a AND (b')" })).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("match(): cannot parse 'a AND (b'"), "{}", r.body);
+    let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": "SELECT match(message, 'x') FROM hdfs" })).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("answered by the search index"), "{}", r.body);
+
     // Writes are refused and the server keeps answering.
     let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": "CREATE TABLE t AS SELECT 1" })).unwrap();
     assert_eq!(r.status, 400);

@@ -27,6 +27,9 @@ impl QueryEngine {
     pub fn new(streams: &[StreamConfig], catalog: &HotCatalog) -> Result<QueryEngine, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
+        for udf in crate::pushdown::udfs() {
+            ctx.register_udf(udf);
+        }
         for stream in streams {
             let schema = StreamSchema::new(stream);
             for (name, kind) in [

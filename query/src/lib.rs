@@ -1,9 +1,11 @@
 //! tierlog-query: how users read tierlog — the SQL engine (DataFusion, one table per
-//! stream and per error table), the table provider over the tiers, and the HTTP API;
-//! `match()` and the PostgreSQL wire protocol come next (DESIGN.md §6).
+//! stream and per error table), the table provider over the tiers with `match()` and
+//! time-range pushdown, and the HTTP API; the PostgreSQL wire protocol comes next
+//! (DESIGN.md §6).
 
 mod engine;
 mod http;
+mod pushdown;
 mod table;
 
 pub use engine::{QueryEngine, QueryError};

@@ -16,12 +16,14 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
 use tantivy::Searcher;
+use tantivy::query::Query;
+use crate::pushdown::{self, Pushdown};
 use tierlog_hot::{ColumnKind, HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, arrow_schema, docs_of_kind, read_segment};
 
 /// Rows read per batch from a segment.
@@ -76,22 +78,31 @@ impl TableProvider for StreamTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters.iter().map(|f| pushdown::support(f)).collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all).clone();
         let schema = Arc::new(self.schema.project(&projection)?);
-        // Pin every generation's committed segments now.
+        let pushdown = Pushdown::from_filters(filters);
+        // Pin every generation's committed segments now; skip those outside the time
+        // bounds before reading anything.
         let mut segments = Vec::new();
         for generation in self.catalog.snapshot(&self.stream) {
             let searcher = generation.searcher();
-            for ord in 0..searcher.segment_readers().len() {
-                segments.push((searcher.clone(), ord));
+            let queries = Arc::new(pushdown.parse(&searcher)?);
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                if pushdown.may_match_time(segment) {
+                    segments.push(SegmentScan { searcher: searcher.clone(), ord, queries: Arc::clone(&queries) });
+                }
             }
         }
         let read_columns: Vec<Option<(String, ColumnKind)>> =
@@ -101,11 +112,19 @@ impl TableProvider for StreamTable {
     }
 }
 
+/// One pinned segment to read, and the full-text queries its rows must match.
+#[derive(Debug, Clone)]
+struct SegmentScan {
+    searcher: Searcher,
+    ord: usize,
+    queries: Arc<Vec<Box<dyn Query>>>,
+}
+
 /// Reads pinned hot segments, one partition per segment.
 #[derive(Debug)]
 struct HotScanExec {
     schema: SchemaRef,
-    segments: Vec<(Searcher, usize)>,
+    segments: Vec<SegmentScan>,
     /// Per output column: the stored column to read, or `None` for `_tier`.
     columns: Vec<Option<(String, ColumnKind)>>,
     kind: u64,
@@ -116,7 +135,7 @@ struct HotScanExec {
 impl HotScanExec {
     fn new(
         schema: SchemaRef,
-        segments: Vec<(Searcher, usize)>,
+        segments: Vec<SegmentScan>,
         columns: Vec<Option<(String, ColumnKind)>>,
         kind: u64,
         limit: Option<usize>,
@@ -132,8 +151,14 @@ impl HotScanExec {
 
     /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time.
     fn segment_batches(&self, partition: usize) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + 'static> {
-        let segment = self.segments.get(partition).map(|(s, ord)| s.segment_reader(*ord as u32).clone());
+        let scan = self.segments.get(partition);
+        let segment = scan.map(|s| s.searcher.segment_reader(s.ord as u32).clone());
         let mut docs = segment.as_ref().map(|s| docs_of_kind(s, self.kind)).unwrap_or_default();
+        if let (Some(scan), Some(segment)) = (scan, &segment) {
+            if !scan.queries.is_empty() {
+                docs = pushdown::filter_docs(&scan.searcher, segment, &scan.queries, docs)?;
+            }
+        }
         if let Some(limit) = self.limit {
             docs.truncate(limit);
         }
