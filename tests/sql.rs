@@ -91,11 +91,11 @@ fn sql_counts_match_the_input_files() {
         .iter()
         .filter(|l| {
             let v: Value = serde_json::from_slice(l).unwrap();
-            v["rcode_name"] == "NXDOMAIN" && v["query"].as_str().is_some_and(|q| q.split(|c: char| !c.is_alphanumeric()).any(|t| t.eq_ignore_ascii_case("wpad")))
+            v["rcode_name"] == "NXDOMAIN" && v["query"].as_str().is_some_and(|q| q.split(|c: char| !c.is_alphanumeric()).any(|t| t.eq_ignore_ascii_case("ubuntu")))
         })
         .count() as u64;
     assert!(nx > 0);
-    let got = sql(&node, "SELECT count(*) AS n FROM dns WHERE match(query, 'wpad') AND rcode_name = 'NXDOMAIN'");
+    let got = sql(&node, "SELECT count(*) AS n FROM dns WHERE match(query, 'ubuntu') AND rcode_name = 'NXDOMAIN'");
     assert_eq!(got["rows"][0]["n"].as_u64(), Some(nx));
     let got = sql(&node, "SELECT count(*) AS n FROM hdfs WHERE match_all('PacketResponder AND terminating')");
     let both = hdfs
