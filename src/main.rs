@@ -3,6 +3,7 @@
 mod config_cmd;
 mod produce;
 mod serve;
+mod sql_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,12 @@ enum Command {
     ///
     /// Example: tierlog produce --topic apache-errors ../shared/datasets/loghub/Apache_2k.log
     Produce(produce::ProduceArgs),
+    /// Run SQL on a running node: one table per stream (`<stream>_errors` for its
+    /// undecodable messages); full text with match(column, 'query') and
+    /// match_all('query') in WHERE.
+    ///
+    /// Example: tierlog sql "SELECT rcode_name, count(*) FROM zeek_dns GROUP BY 1 ORDER BY 2 DESC"
+    Sql(sql_cmd::SqlArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve::run(&config).await,
             Command::Config(ConfigCommand::Check { config }) => config_cmd::check(&config),
             Command::Produce(args) => produce::run(args).await,
+            Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cmd::run(args)).await?,
         }
     });
     match result {

@@ -1,13 +1,13 @@
 //! The HTTP API: liveness (`/health`), readiness (`/ready`), `/metrics`, and SQL
-//! (`POST /api/v1/sql`, JSON rows).
+//! (`POST /api/v1/sql`: JSON, NDJSON, CSV or Arrow IPC).
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tierlog_core::health::{ComponentState, Health};
@@ -15,6 +15,7 @@ use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
 use crate::engine::QueryEngine;
+use crate::format::{self, Format};
 
 #[derive(Clone)]
 struct AppState {
@@ -33,29 +34,47 @@ pub fn router(health: Health, metrics: Metrics, engine: QueryEngine) -> Router {
         .with_state(AppState { health, metrics, engine })
 }
 
-/// `POST /api/v1/sql` with `{"sql": "…"}` or the statement as plain text → JSON rows.
-async fn sql(State(state): State<AppState>, body: String) -> impl IntoResponse {
+#[derive(serde::Deserialize)]
+struct SqlParams {
+    format: Option<String>,
+}
+
+/// `POST /api/v1/sql` with `{"sql": "…"}` or the statement as plain text. JSON (rows,
+/// count, time) by default; NDJSON, CSV or Arrow IPC by `?format=` or `Accept`.
+async fn sql(
+    State(state): State<AppState>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let started = std::time::Instant::now();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = match Format::negotiate(params.format.as_deref(), accept) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e).into_response(),
+    };
     let statement = match serde_json::from_str::<Value>(&body) {
         Ok(Value::Object(o)) => match o.get("sql").and_then(Value::as_str) {
             Some(s) => s.to_string(),
-            None => return error(StatusCode::BAD_REQUEST, "the JSON body needs a string field \"sql\""),
+            None => return error(StatusCode::BAD_REQUEST, "the JSON body needs a string field \"sql\"").into_response(),
         },
         _ => body,
     };
     let batches = match state.engine.sql(&statement).await {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()).into_response(),
     };
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    let refs: Vec<&arrow::record_batch::RecordBatch> = batches.iter().collect();
-    if let Err(e) = writer.write_batches(&refs).and_then(|_| writer.finish()) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    let encoded = match format::encode(format, &batches) {
+        Ok(bytes) => bytes,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
+    };
+    if format != Format::Json {
+        return ([(header::CONTENT_TYPE, format.content_type())], encoded).into_response();
     }
-    let rows: Value = serde_json::from_slice(&writer.into_inner()).unwrap_or_else(|_| json!([]));
+    let rows: Value = serde_json::from_slice(&encoded).unwrap_or_else(|_| json!([]));
     let num_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let body = json!({ "rows": rows, "num_rows": num_rows, "elapsed_ms": started.elapsed().as_millis() as u64 });
-    (StatusCode::OK, Json(body))
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {

@@ -4,6 +4,7 @@
 //! (DESIGN.md §6).
 
 mod engine;
+mod format;
 mod http;
 mod pushdown;
 mod table;

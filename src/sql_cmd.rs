@@ -1,0 +1,68 @@
+//! `tierlog sql`: run a statement on a node over its HTTP API.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    /// A table (the default on a terminal).
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The statement, e.g. "SELECT level, count(*) FROM app_logs GROUP BY 1".
+    pub statement: String,
+    /// The node's HTTP address.
+    #[arg(long, env = "TIERLOG_HTTP_ADDR", default_value = "127.0.0.1:7280")]
+    pub addr: String,
+    /// Output format; default: table on a terminal, CSV otherwise.
+    #[arg(short, long, value_enum)]
+    pub format: Option<OutputFormat>,
+}
+
+pub fn run(args: SqlArgs) -> anyhow::Result<()> {
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Table } else { OutputFormat::Csv });
+    let wire = match format {
+        OutputFormat::Table => "arrow",
+        OutputFormat::Csv => "csv",
+        OutputFormat::Json => "json",
+        OutputFormat::Ndjson => "ndjson",
+    };
+    let url = format!("http://{}/api/v1/sql?format={wire}", args.addr);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(serde_json::json!({ "sql": args.statement }).to_string())
+        .with_context(|| format!("cannot reach tierlog at {} (is `tierlog serve` running?)", args.addr))?;
+    let status = response.status();
+    let body = response.body_mut().with_config().limit(u64::MAX).read_to_vec().context("reading the answer")?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        bail!("{message}");
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => {
+            let batches = if body.is_empty() {
+                Vec::new()
+            } else {
+                arrow::ipc::reader::StreamReader::try_new(body.as_slice(), None)?.collect::<Result<Vec<_>, _>>()?
+            };
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(&batches)?)?;
+            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
+        }
+        _ => out.write_all(&body)?,
+    }
+    Ok(())
+}
