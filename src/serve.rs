@@ -74,9 +74,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             .context("starting ingest")?
     };
 
-    let engine = tierlog_query::QueryEngine::new(&config.streams, &catalog).context("building the SQL catalog")?;
+    let engine =
+        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog).context("building the SQL catalog")?;
     let mut http_stop = stop_rx.clone();
-    let router = tierlog_query::router(health.clone(), metrics.clone(), engine);
+    let max_rows = usize::try_from(config.query.max_result_rows).unwrap_or(usize::MAX);
+    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, max_rows);
     let http = tokio::spawn(server.serve(router, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));

@@ -121,3 +121,55 @@ fn sql_counts_match_the_input_files() {
     assert!(r.json()["error"].as_str().unwrap().contains("DDL not supported"), "{}", r.body);
     assert_eq!(count("hdfs"), hdfs.len() as u64);
 }
+
+#[test]
+fn memory_bomb_timeout_and_row_limit_get_clear_errors_and_the_server_goes_on() {
+    let Some(services) = services() else { return };
+    let topic = unique_topic("sql-guards");
+    create_topic(&services.kafka_brokers, &topic, 1);
+    let streams = format!(
+        "[query]\nmemory_limit = \"32MiB\"\ntimeout = \"3s\"\nmax_result_rows = 1000\n\
+         [[streams]]\nname = \"hdfs\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n"
+    );
+    let mut node = node::Node::start(&node::config(&services, &unique_topic("sql-guards"), &streams));
+    node.wait_ready(Duration::from_secs(60));
+    let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
+    produce_all(&services.kafka_brokers, &topic, hdfs.iter().map(Vec::as_slice));
+    let count = || sql(&node, "SELECT count(*) AS n FROM hdfs")["rows"][0]["n"].as_u64().unwrap();
+    wait_for("rows queryable", Duration::from_secs(60), || (count() == 2000).then_some(()));
+
+    let refused = |statement: &str| -> String {
+        let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": statement })).unwrap();
+        assert_eq!(r.status, 400, "{statement}: {}", r.body);
+        r.json()["error"].as_str().unwrap().to_string()
+    };
+    // 4 million concatenated messages (~600 MB) cannot fit in 32 MiB.
+    let e = refused("SELECT length(string_agg(a.message, ',')) FROM hdfs a CROSS JOIN hdfs b");
+    assert!(e.starts_with("query exceeded memory limit (32MiB = query.memory_limit)"), "{e}");
+    assert_eq!(count(), 2000);
+
+    // Sorting 4 million joined rows through a 32 MiB pool (spilling) takes far longer.
+    let started = std::time::Instant::now();
+    let e = refused("SELECT a.message, b.message FROM hdfs a CROSS JOIN hdfs b ORDER BY 1, 2");
+    eprintln!("timed out after {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(e, "query timed out after 3s (query.timeout)");
+    assert_eq!(count(), 2000);
+
+    // Results beyond the row limit are cut, and the answer says so.
+    let r = sql(&node, "SELECT message FROM hdfs");
+    assert_eq!(r["num_rows"], 1000);
+    assert_eq!(r["truncated"], true);
+    assert_eq!(r["warning"], "result cut at 1000 rows (query.max_result_rows)");
+    let r = sql(&node, "SELECT message FROM hdfs LIMIT 1000");
+    assert_eq!((r["num_rows"].as_u64(), r.get("truncated")), (Some(1000), None));
+    let csv = http::post_json(node.http, "/api/v1/sql?format=csv", &json!({ "sql": "SELECT _offset FROM hdfs ORDER BY 1" })).unwrap();
+    assert_eq!(csv.body.lines().count(), 1001, "header + 1000 rows");
+    assert!(csv.body.starts_with("_offset\n0\n1\n"), "{}", &csv.body[..40]);
+
+    // File access and writes are refused.
+    assert!(refused("COPY (SELECT 1) TO '/tmp/x.csv'").contains("not supported"));
+    assert!(refused("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'").contains("not supported"));
+    assert_eq!(count(), 2000);
+    drop(count);
+    assert!(node.is_running());
+}

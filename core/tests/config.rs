@@ -139,7 +139,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         error("[nodes]\n"),
-        "tierlog.toml: nodes: unknown field `nodes`, expected one of `node`, `kafka`, `cold`, `streams`"
+        "tierlog.toml: nodes: unknown field `nodes`, expected one of `node`, `kafka`, `cold`, `query`, `streams`"
     );
     assert_eq!(
         error(&format!("{STREAM}[streams.policy]\nhot_four = \"1h\"\n")),
@@ -353,6 +353,18 @@ fn cold_rules() {
         error("[node]\nhttp_addr = \"127.0.0.1:80\"\npg_addr = \"127.0.0.1:80\"\n"),
         "tierlog.toml: node.pg_addr: 127.0.0.1:80 is also node.http_addr; each listener needs its own address"
     );
+}
+
+#[test]
+fn query_rules() {
+    assert_eq!(
+        error("[query]\nmemory_limit = \"1MiB\"\ntimeout = \"0s\"\nmax_result_rows = 0\n"),
+        "tierlog.toml: query.memory_limit: 1MiB is too small (at least 16MiB)\n\
+         tierlog.toml: query.timeout: must be greater than 0\n\
+         tierlog.toml: query.max_result_rows: must be greater than 0"
+    );
+    let c = parse("[query]\nmemory_limit = \"256MiB\"\ntimeout = \"5s\"\n").unwrap();
+    assert_eq!((c.query.memory_limit.0, c.query.timeout.0, c.query.max_result_rows), (256 << 20, Duration::from_secs(5), 100_000));
 }
 
 #[test]

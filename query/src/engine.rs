@@ -2,20 +2,48 @@
 //! table, over the hot tier.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use tierlog_core::config::StreamConfig;
+use futures::StreamExt;
+use tierlog_core::config::{QueryConfig, StreamConfig};
 use tierlog_core::schema::ERROR_TABLE_SUFFIX;
 use tierlog_hot::{HotCatalog, StreamSchema};
 
 use crate::table::{StreamTable, TableKind};
 
-/// Answers SQL over every stream's tables.
+/// Answers SQL over every stream's tables, within the `[query]` limits.
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    limits: QueryConfig,
+    runtime: Arc<QueryRuntime>,
+}
+
+/// Queries run on their own threads: a CPU-bound plan never stalls the HTTP server,
+/// ingest probes, or the timer that cancels it.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        // May be dropped inside another runtime, where a blocking shutdown would panic.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The rows of a query, cut at the row limit when one was given.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub batches: Vec<RecordBatch>,
+    /// More rows existed than the limit let through.
+    pub truncated: bool,
 }
 
 /// A failed query, with a message for the user.
@@ -24,9 +52,15 @@ pub struct QueryEngine {
 pub struct QueryError(String);
 
 impl QueryEngine {
-    pub fn new(streams: &[StreamConfig], catalog: &HotCatalog) -> Result<QueryEngine, QueryError> {
+    pub fn new(streams: &[StreamConfig], limits: &QueryConfig, catalog: &HotCatalog) -> Result<QueryEngine, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        // Sorts, aggregations and joins spill to the temp folder past the pool; what
+        // cannot spill fails with ResourcesExhausted instead of growing.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_limit.0 as usize)))
+            .build_arc()
+            .map_err(|e| QueryError(e.to_string()))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         for udf in crate::pushdown::udfs() {
             ctx.register_udf(udf);
         }
@@ -40,14 +74,62 @@ impl QueryEngine {
                 ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| QueryError(e.to_string()))?;
             }
         }
-        Ok(QueryEngine { ctx })
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("query")
+            .enable_all()
+            .build()
+            .map_err(|e| QueryError(format!("cannot start the query threads: {e}")))?;
+        Ok(QueryEngine { ctx, limits: limits.clone(), runtime: Arc::new(QueryRuntime(Some(runtime))) })
     }
 
-    /// Runs one read-only statement and collects its result. DDL, DML and statements
-    /// such as `SET` or `COPY` are refused.
-    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, read_only).await.map_err(|e| QueryError(e.to_string()))?;
-        frame.collect().await.map_err(|e| QueryError(e.to_string()))
+    /// Runs one read-only statement within the timeout, keeping at most `max_rows`.
+    /// DDL, DML and statements such as `SET` or `COPY` are refused.
+    pub async fn sql(&self, sql: &str, max_rows: Option<usize>) -> Result<QueryResult, QueryError> {
+        let (ctx, sql) = (self.ctx.clone(), sql.to_string());
+        let run = async move {
+            let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+            let frame = ctx.sql_with_options(&sql, read_only).await?;
+            let mut stream = frame.execute_stream().await?;
+            let (mut batches, mut num_rows, mut truncated) = (Vec::new(), 0usize, false);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                match max_rows {
+                    Some(max) if num_rows + batch.num_rows() > max => {
+                        batches.push(batch.slice(0, max - num_rows));
+                        truncated = true;
+                        break; // dropping the stream cancels the rest of the query
+                    }
+                    _ => {
+                        num_rows += batch.num_rows();
+                        batches.push(batch);
+                    }
+                }
+            }
+            Ok::<_, DataFusionError>(QueryResult { batches, truncated })
+        };
+        let runtime = self.runtime.0.as_ref().expect("the query runtime lives as long as the engine");
+        let mut task = runtime.spawn(run);
+        let timeout: Duration = self.limits.timeout.0;
+        match tokio::time::timeout(timeout, &mut task).await {
+            Err(_) => {
+                task.abort(); // stops at the plan's next yield point
+                Err(QueryError(format!("query timed out after {} (query.timeout)", self.limits.timeout)))
+            }
+            Ok(Err(join)) => Err(QueryError(format!("query failed: {join}"))),
+            Ok(Ok(Err(e))) => Err(self.describe(e)),
+            Ok(Ok(Ok(result))) => Ok(result),
+        }
+    }
+
+    fn describe(&self, e: DataFusionError) -> QueryError {
+        if let DataFusionError::ResourcesExhausted(detail) = e.find_root() {
+            return QueryError(format!(
+                "query exceeded memory limit ({} = query.memory_limit): {detail}",
+                self.limits.memory_limit
+            ));
+        }
+        QueryError(e.to_string())
     }
 }

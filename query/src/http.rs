@@ -17,21 +17,25 @@ use tokio::net::TcpListener;
 use crate::engine::QueryEngine;
 use crate::format::{self, Format};
 
+/// Set on non-JSON answers: "true" when the row limit cut the result.
+const TRUNCATED_HEADER: header::HeaderName = header::HeaderName::from_static("x-tierlog-truncated");
+
 #[derive(Clone)]
 struct AppState {
     health: Health,
     metrics: Metrics,
     engine: QueryEngine,
+    max_result_rows: usize,
 }
 
 /// The HTTP routes of a node.
-pub fn router(health: Health, metrics: Metrics, engine: QueryEngine) -> Router {
+pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, max_result_rows: usize) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(prometheus))
         .route("/api/v1/sql", post(sql))
-        .with_state(AppState { health, metrics, engine })
+        .with_state(AppState { health, metrics, engine, max_result_rows })
 }
 
 #[derive(serde::Deserialize)]
@@ -60,20 +64,26 @@ async fn sql(
         },
         _ => body,
     };
-    let batches = match state.engine.sql(&statement).await {
-        Ok(b) => b,
+    let result = match state.engine.sql(&statement, Some(state.max_result_rows)).await {
+        Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()).into_response(),
     };
+    let batches = result.batches;
     let encoded = match format::encode(format, &batches) {
         Ok(bytes) => bytes,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
     };
     if format != Format::Json {
-        return ([(header::CONTENT_TYPE, format.content_type())], encoded).into_response();
+        let truncated = if result.truncated { "true" } else { "false" };
+        return ([(header::CONTENT_TYPE, format.content_type()), (TRUNCATED_HEADER, truncated)], encoded).into_response();
     }
     let rows: Value = serde_json::from_slice(&encoded).unwrap_or_else(|_| json!([]));
     let num_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let body = json!({ "rows": rows, "num_rows": num_rows, "elapsed_ms": started.elapsed().as_millis() as u64 });
+    let mut body = json!({ "rows": rows, "num_rows": num_rows, "elapsed_ms": started.elapsed().as_millis() as u64 });
+    if result.truncated {
+        body["truncated"] = json!(true);
+        body["warning"] = json!(format!("result cut at {} rows (query.max_result_rows)", state.max_result_rows));
+    }
     (StatusCode::OK, Json(body)).into_response()
 }
 

@@ -9,5 +9,5 @@ mod http;
 mod pushdown;
 mod table;
 
-pub use engine::{QueryEngine, QueryError};
+pub use engine::{QueryEngine, QueryError, QueryResult};
 pub use http::{HttpServer, router};

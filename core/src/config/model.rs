@@ -18,7 +18,27 @@ pub struct Config {
     pub node: NodeConfig,
     pub kafka: KafkaConfig,
     pub cold: ColdConfig,
+    pub query: QueryConfig,
     pub streams: Vec<StreamConfig>,
+}
+
+/// Limits of the SQL surface (HTTP and PostgreSQL wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Memory all running queries may hold; sorts and aggregations spill to disk past it
+    /// where they can, others fail with "query exceeded memory limit".
+    pub memory_limit: ByteSize,
+    /// A query running longer is cancelled.
+    pub timeout: HumanDuration,
+    /// Rows an HTTP answer holds at most; the answer says when it was cut.
+    pub max_result_rows: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { memory_limit: ByteSize(1 << 30), timeout: HumanDuration::secs(60), max_result_rows: 100_000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
     node(config, &mut out);
     kafka(config, &mut out);
     cold(config, &mut out);
+    query(config, &mut out);
     streams(config, &mut out);
     out
 }
@@ -107,6 +108,19 @@ fn cold(config: &Config, out: &mut Vec<Problem>) {
     }
     if cold.cache_size.0 == 0 {
         out.push(Problem::new("cold.cache_size", "must be greater than 0"));
+    }
+}
+
+fn query(config: &Config, out: &mut Vec<Problem>) {
+    let q = &config.query;
+    if q.memory_limit.0 < 16 << 20 {
+        out.push(Problem::new("query.memory_limit", format!("{} is too small (at least 16MiB)", q.memory_limit)));
+    }
+    if q.timeout.0.is_zero() {
+        out.push(Problem::new("query.timeout", "must be greater than 0"));
+    }
+    if q.max_result_rows == 0 {
+        out.push(Problem::new("query.max_result_rows", "must be greater than 0"));
     }
 }
 
