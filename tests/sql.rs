@@ -75,6 +75,14 @@ fn sql_counts_match_the_input_files() {
     assert_eq!(got, rcodes);
     assert_eq!(rcodes["NOERROR"], 42_010);
 
+    // Undeclared keys are queryable in `_attributes` with the JSON functions.
+    let tcp = dns.iter().filter(|l| serde_json::from_slice::<Value>(l).unwrap()["proto"] == "tcp").count() as u64;
+    assert!(tcp > 0);
+    let got = sql(&node, "SELECT count(*) AS n FROM dns WHERE json_get_str(_attributes, 'proto') = 'tcp'");
+    assert_eq!(got["rows"][0]["n"].as_u64(), Some(tcp));
+    let got = sql(&node, "SELECT count(*) AS n FROM dns WHERE (_attributes->>'proto') = 'tcp'");
+    assert_eq!(got["rows"][0]["n"].as_u64(), Some(tcp));
+
     // The malformed message is in the error table, with its reason; every row is 'hot'.
     let errors = sql(&node, "SELECT reason, payload FROM dns_errors");
     assert_eq!(errors["rows"], json!([{ "reason": "invalid_json", "payload": "{not json" }]));

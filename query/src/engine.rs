@@ -60,10 +60,12 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_limit.0 as usize)))
             .build_arc()
             .map_err(|e| QueryError(e.to_string()))?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         for udf in crate::pushdown::udfs() {
             ctx.register_udf(udf);
         }
+        // json_get_str(_attributes, 'user'), `_attributes->>'user'`, json_contains, …
+        datafusion_functions_json::register_all(&mut ctx).map_err(|e| QueryError(e.to_string()))?;
         for stream in streams {
             let schema = StreamSchema::new(stream);
             for (name, kind) in [
