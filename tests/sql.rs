@@ -75,6 +75,21 @@ fn sql_counts_match_the_input_files() {
     assert_eq!(got, rcodes);
     assert_eq!(rcodes["NOERROR"], 42_010);
 
+    // A per-minute histogram, computed by the test from the `ts` strings.
+    let mut minutes: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &dns {
+        let v: Value = serde_json::from_slice(line).unwrap();
+        *minutes.entry(format!("{}:00Z", &v["ts"].as_str().unwrap()[..16])).or_default() += 1;
+    }
+    let got = sql(&node, "SELECT date_trunc('minute', _timestamp) AS m, count(*) AS n FROM dns GROUP BY 1 ORDER BY 1");
+    let got: BTreeMap<String, u64> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["m"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, minutes);
+
     // Undeclared keys are queryable in `_attributes` with the JSON functions.
     let tcp = dns.iter().filter(|l| serde_json::from_slice::<Value>(l).unwrap()["proto"] == "tcp").count() as u64;
     assert!(tcp > 0);
@@ -105,6 +120,21 @@ fn sql_counts_match_the_input_files() {
     assert!(nx > 0);
     let got = sql(&node, "SELECT count(*) AS n FROM dns WHERE match(query, 'ubuntu') AND rcode_name = 'NXDOMAIN'");
     assert_eq!(got["rows"][0]["n"].as_u64(), Some(nx));
+    // The search API: total, newest first, and a histogram that adds up.
+    let r = http::get(node.http, "/api/v1/search?stream=dns&q=ubuntu%20AND%20rcode_name:NXDOMAIN&limit=5").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = r.json();
+    assert_eq!(r["total"].as_u64(), Some(nx));
+    let hits: Vec<&str> = r["hits"].as_array().unwrap().iter().map(|h| h["_timestamp"].as_str().unwrap()).collect();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.windows(2).all(|w| w[0] >= w[1]), "newest first: {hits:?}");
+    let buckets: u64 = r["histogram"]["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(buckets, nx);
+    let streams = http::get(node.http, "/api/v1/streams").unwrap().json();
+    let dns_info = streams["streams"].as_array().unwrap().iter().find(|s| s["name"] == "dns").unwrap().clone();
+    assert_eq!(dns_info["tiers"]["hot"]["docs"].as_u64(), Some(dns.len() as u64 + 1), "rows + the error row");
+    assert_eq!(dns_info["tiers"]["hot"]["min_timestamp"], "2018-03-24T17:15:20.865716Z");
+
     let got = sql(&node, "SELECT count(*) AS n FROM hdfs WHERE match_all('PacketResponder AND terminating')");
     let both = hdfs
         .iter()

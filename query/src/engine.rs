@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
@@ -23,6 +25,9 @@ pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryConfig,
     runtime: Arc<QueryRuntime>,
+    /// Each stream's row table schema, in config order.
+    streams: Vec<(String, SchemaRef)>,
+    catalog: HotCatalog,
 }
 
 /// Queries run on their own threads: a CPU-bound plan never stalls the HTTP server,
@@ -51,6 +56,16 @@ pub struct QueryResult {
 #[error("{0}")]
 pub struct QueryError(String);
 
+impl QueryError {
+    pub fn new(message: impl Into<String>) -> Self {
+        QueryError(message.into())
+    }
+
+    pub fn from_display(e: impl std::fmt::Display) -> Self {
+        QueryError(e.to_string())
+    }
+}
+
 impl QueryEngine {
     pub fn new(streams: &[StreamConfig], limits: &QueryConfig, catalog: &HotCatalog) -> Result<QueryEngine, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
@@ -66,6 +81,7 @@ impl QueryEngine {
         }
         // json_get_str(_attributes, 'user'), `_attributes->>'user'`, json_contains, …
         datafusion_functions_json::register_all(&mut ctx).map_err(|e| QueryError(e.to_string()))?;
+        let mut tables = Vec::new();
         for stream in streams {
             let schema = StreamSchema::new(stream);
             for (name, kind) in [
@@ -73,6 +89,9 @@ impl QueryEngine {
                 (format!("{}{ERROR_TABLE_SUFFIX}", stream.name), TableKind::Errors),
             ] {
                 let table = StreamTable::new(&stream.name, &schema, kind, catalog.clone());
+                if kind == TableKind::Rows {
+                    tables.push((stream.name.clone(), table.schema()));
+                }
                 ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| QueryError(e.to_string()))?;
             }
         }
@@ -83,7 +102,13 @@ impl QueryEngine {
             .enable_all()
             .build()
             .map_err(|e| QueryError(format!("cannot start the query threads: {e}")))?;
-        Ok(QueryEngine { ctx, limits: limits.clone(), runtime: Arc::new(QueryRuntime(Some(runtime))) })
+        Ok(QueryEngine {
+            ctx,
+            limits: limits.clone(),
+            runtime: Arc::new(QueryRuntime(Some(runtime))),
+            streams: tables,
+            catalog: catalog.clone(),
+        })
     }
 
     /// Runs one read-only statement within the timeout, keeping at most `max_rows`.
@@ -123,6 +148,55 @@ impl QueryEngine {
             Ok(Ok(Err(e))) => Err(self.describe(e)),
             Ok(Ok(Ok(result))) => Ok(result),
         }
+    }
+
+    /// Whether `name` is a configured stream.
+    pub fn has_stream(&self, name: &str) -> bool {
+        self.streams.iter().any(|(n, _)| n == name)
+    }
+
+    /// Per stream: the table's columns, and rows, bytes and time range per tier.
+    pub fn describe_streams(&self) -> serde_json::Value {
+        let streams: Vec<serde_json::Value> = self
+            .streams
+            .iter()
+            .map(|(name, schema)| {
+                let columns: Vec<serde_json::Value> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| serde_json::json!({ "name": f.name(), "type": f.data_type().to_string() }))
+                    .collect();
+                let (mut rows, mut bytes, mut range, mut generations) = (0u64, 0u64, None::<(i64, i64)>, 0usize);
+                for generation in self.catalog.snapshot(name) {
+                    let info = generation.info();
+                    generations += 1;
+                    rows += info.num_docs;
+                    bytes += info.num_bytes;
+                    if let Some((lo, hi)) = info.time_range_us {
+                        range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+                    }
+                }
+                let iso = |us: i64| {
+                    arrow::temporal_conversions::timestamp_us_to_datetime(us).map(|t| format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S%.6f")))
+                };
+                serde_json::json!({
+                    "name": name,
+                    "error_table": format!("{name}{ERROR_TABLE_SUFFIX}"),
+                    "columns": columns,
+                    "tiers": {
+                        "hot": {
+                            // Documents in the index, error rows included.
+                            "docs": rows,
+                            "bytes": bytes,
+                            "generations": generations,
+                            "min_timestamp": range.and_then(|r| iso(r.0)),
+                            "max_timestamp": range.and_then(|r| iso(r.1)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        serde_json::json!({ "streams": streams })
     }
 
     fn describe(&self, e: DataFusionError) -> QueryError {

@@ -35,6 +35,8 @@ pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, max_result_
         .route("/ready", get(ready))
         .route("/metrics", get(prometheus))
         .route("/api/v1/sql", post(sql))
+        .route("/api/v1/streams", get(streams))
+        .route("/api/v1/search", get(search))
         .with_state(AppState { health, metrics, engine, max_result_rows })
 }
 
@@ -85,6 +87,26 @@ async fn sql(
         body["warning"] = json!(format!("result cut at {} rows (query.max_result_rows)", state.max_result_rows));
     }
     (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET /api/v1/streams`: schema, rows, bytes and time range per tier of each stream.
+async fn streams(State(state): State<AppState>) -> Json<Value> {
+    let engine = state.engine.clone();
+    // Reading generation metadata touches the disk.
+    Json(tokio::task::spawn_blocking(move || engine.describe_streams()).await.unwrap_or_else(|e| json!({ "error": e.to_string() })))
+}
+
+/// `GET /api/v1/search?stream=&q=&start=&end=&limit=`: hits (newest first), total and
+/// a time histogram.
+async fn search(State(state): State<AppState>, Query(req): Query<crate::search::SearchRequest>) -> Response {
+    let started = std::time::Instant::now();
+    match crate::search::search(&state.engine, &req, state.max_result_rows).await {
+        Ok(mut body) => {
+            body["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()).into_response(),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {

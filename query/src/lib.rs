@@ -7,6 +7,7 @@ mod engine;
 mod format;
 mod http;
 mod pushdown;
+mod search;
 mod table;
 
 pub use engine::{QueryEngine, QueryError, QueryResult};
