@@ -76,6 +76,20 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 
     let engine =
         tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog).context("building the SQL catalog")?;
+    // Fail at start-up, with the key to change, when the address is taken.
+    drop(
+        std::net::TcpListener::bind(config.node.pg_addr)
+            .with_context(|| format!("cannot listen on {} (node.pg_addr)", config.node.pg_addr))?,
+    );
+    let pg = {
+        let (engine, addr) = (engine.clone(), config.node.pg_addr);
+        tokio::spawn(async move {
+            if let Err(e) = tierlog_query::serve_pg(&engine, addr).await {
+                error!(addr = %addr, error = %e, "postgresql wire server stopped");
+            }
+        })
+    };
+    info!(addr = %config.node.pg_addr, "postgresql wire listening");
     let mut http_stop = stop_rx.clone();
     let max_rows = usize::try_from(config.query.max_result_rows).unwrap_or(usize::MAX);
     let router = tierlog_query::router(health.clone(), metrics.clone(), engine, max_rows);
@@ -91,6 +105,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         _ = wait_finished(&ingest) => Err(anyhow::anyhow!("ingest stopped unexpectedly")),
     };
     let _ = stop_tx.send(true);
+    pg.abort();
     let stopped = tokio::task::spawn_blocking(move || ingest.stop()).await?;
     http.await.context("http server task")?.context("http server")?;
     stopped.context("stopping ingest")?;

@@ -150,6 +150,11 @@ impl QueryEngine {
         }
     }
 
+    /// The DataFusion session (the PostgreSQL wire serves it directly).
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     /// Whether `name` is a configured stream.
     pub fn has_stream(&self, name: &str) -> bool {
         self.streams.iter().any(|(n, _)| n == name)

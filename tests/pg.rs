@@ -1,0 +1,91 @@
+//! The PostgreSQL wire protocol, through the real `psql` client: the same answers as
+//! HTTP and as the input file; psql's catalog queries work; writes are refused.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use support::kafka::{create_topic, lines, produce_all};
+use support::{dataset, http, node, services, unique_topic, wait_for};
+
+fn psql(port: u16, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "tierlog", "-d", "tierlog", "-X", "-A", "-t", "-F", ","])
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed (PostgreSQL client)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+#[test]
+fn psql_gets_the_same_answers_as_http_and_the_file() {
+    let Some(services) = services() else { return };
+    let topic = unique_topic("pg-hdfs");
+    create_topic(&services.kafka_brokers, &topic, 2);
+    let streams = format!("[[streams]]\nname = \"hdfs\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n");
+    let config = node::config(&services, &unique_topic("pg"), &streams);
+    let pg_port: u16 = toml::from_str::<toml::Table>(&config).unwrap()["node"]["pg_addr"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut node = node::Node::start(&config);
+    node.wait_ready(Duration::from_secs(60));
+    let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
+    produce_all(&services.kafka_brokers, &topic, hdfs.iter().map(Vec::as_slice));
+    wait_for("rows over psql", Duration::from_secs(60), || {
+        (psql(pg_port, "SELECT count(*) FROM hdfs").ok()? == "2000").then_some(())
+    });
+
+    // Levels counted by the test from the raw lines.
+    let mut levels: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &hdfs {
+        *levels.entry(String::from_utf8_lossy(line).split_whitespace().nth(3).unwrap().to_string()).or_default() += 1;
+    }
+    let statement = "SELECT split_part(message, ' ', 4) AS level, count(*) AS n FROM hdfs GROUP BY 1 ORDER BY 1";
+    let via_pg: BTreeMap<String, u64> = psql(pg_port, statement)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (level, n) = l.split_once(',').unwrap();
+            (level.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(via_pg, levels);
+    let via_http = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": statement })).unwrap().json();
+    let via_http: BTreeMap<String, u64> = via_http["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["level"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(via_http, levels);
+
+    // Full text over pg too: the phrase count the test computes with a substring search.
+    let phrase = hdfs.iter().filter(|l| String::from_utf8_lossy(l).contains("Receiving block")).count();
+    let got = psql(pg_port, r#"SELECT count(*) FROM hdfs WHERE match(message, '"Receiving block"')"#).unwrap();
+    assert_eq!(got, phrase.to_string());
+
+    // What psql's \d sends on its own.
+    let tables = psql(pg_port, "\\dt").unwrap();
+    assert!(tables.contains("hdfs") && tables.contains("hdfs_errors"), "{tables}");
+
+    // Writes are refused with SQLSTATE 25006, and the server answers the next query.
+    for statement in ["CREATE TABLE t AS SELECT 1", "DROP TABLE hdfs", "COPY (SELECT 1) TO '/tmp/x'"] {
+        let e = psql(pg_port, statement).unwrap_err();
+        assert!(e.contains("tierlog is read-only"), "{statement}: {e}");
+    }
+    assert_eq!(psql(pg_port, "SELECT count(*) FROM hdfs").unwrap(), "2000");
+    assert!(node.is_running());
+}
