@@ -64,12 +64,7 @@ fn psql_gets_the_same_answers_as_http_and_the_file() {
         .collect();
     assert_eq!(via_pg, levels);
     let via_http = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": statement })).unwrap().json();
-    let via_http: BTreeMap<String, u64> = via_http["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["level"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
-        .collect();
+    let via_http = http::counts(&via_http, "level", "n");
     assert_eq!(via_http, levels);
 
     // Full text over pg too: the phrase count the test computes with a substring search.

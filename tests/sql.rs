@@ -50,12 +50,7 @@ fn sql_counts_match_the_input_files() {
     }
     assert_eq!(levels.get("INFO"), Some(&1920), "the dataset README's figure");
     let got = sql(&node, "SELECT split_part(message, ' ', 4) AS level, count(*) AS n FROM hdfs GROUP BY 1 ORDER BY 1");
-    let got: BTreeMap<String, u64> = got["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["level"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
-        .collect();
+    let got = http::counts(&got, "level", "n");
     assert_eq!(got, levels);
 
     // rcode_name per the DNS file (absent in some rows: NULL).
@@ -66,12 +61,7 @@ fn sql_counts_match_the_input_files() {
         *rcodes.entry(key).or_default() += 1;
     }
     let got = sql(&node, "SELECT coalesce(rcode_name, '(null)') AS r, count(*) AS n FROM dns GROUP BY 1");
-    let got: BTreeMap<String, u64> = got["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["r"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
-        .collect();
+    let got = http::counts(&got, "r", "n");
     assert_eq!(got, rcodes);
     assert_eq!(rcodes["NOERROR"], 42_010);
 
@@ -82,12 +72,7 @@ fn sql_counts_match_the_input_files() {
         *minutes.entry(format!("{}:00Z", &v["ts"].as_str().unwrap()[..16])).or_default() += 1;
     }
     let got = sql(&node, "SELECT date_trunc('minute', _timestamp) AS m, count(*) AS n FROM dns GROUP BY 1 ORDER BY 1");
-    let got: BTreeMap<String, u64> = got["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["m"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap()))
-        .collect();
+    let got = http::counts(&got, "m", "n");
     assert_eq!(got, minutes);
 
     // Undeclared keys are queryable in `_attributes` with the JSON functions.

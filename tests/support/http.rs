@@ -57,3 +57,13 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// The rows of a `/api/v1/sql` JSON answer as `key column → count column`.
+pub fn counts(answer: &serde_json::Value, key: &str, count: &str) -> std::collections::BTreeMap<String, u64> {
+    answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r[key].as_str().expect("string key").to_string(), r[count].as_u64().expect("count")))
+        .collect()
+}
