@@ -63,6 +63,9 @@ cat <<MSG
 tierlog is running (pid $node_pid), with the broker at $TIERLOG_KAFKA_BROKERS and S3 at $TIERLOG_S3_ENDPOINT.
   readiness:  curl http://$http_addr/ready
   metrics:    curl http://$http_addr/metrics
+  SQL:        $tierlog sql "SELECT rcode_name, count(*) FROM zeek_dns GROUP BY 1 ORDER BY 2 DESC"
+  search:     curl 'http://$http_addr/api/v1/search?stream=apache_errors&q=error%20AND%20jk2_init&limit=5'
+  psql:       psql -h 127.0.0.1 -p 5433 -c "SELECT count(*) FROM apache_errors"
   node log:   $repo/data/tierlog.log      services: $TIERLOG_SERVICES_DIR
   config:     $here/tierlog.toml
   publish:    $tierlog produce --topic apache-errors FILE
