@@ -54,6 +54,10 @@ enum Command {
     ///
     /// Example: tierlog sql "SELECT rcode_name, count(*) FROM zeek_dns GROUP BY 1 ORDER BY 2 DESC"
     Sql(sql_cmd::SqlArgs),
+    /// Full-text search of one stream on a running node: matching rows, newest first.
+    ///
+    /// Example: tierlog search zeek_dns 'ubuntu AND rcode_name:NXDOMAIN' --limit 5
+    Search(sql_cmd::SearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
             Command::Config(ConfigCommand::Check { config }) => config_cmd::check(&config),
             Command::Produce(args) => produce::run(args).await,
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cmd::run(args)).await?,
+            Command::Search(args) => tokio::task::spawn_blocking(move || sql_cmd::search(args)).await?,
         }
     });
     match result {

@@ -1,4 +1,4 @@
-//! `tierlog sql`: run a statement on a node over its HTTP API.
+//! `tierlog sql` and `tierlog search`: ask a running node over its HTTP API.
 
 use std::io::{IsTerminal, Write};
 
@@ -64,5 +64,55 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         }
         _ => out.write_all(&body)?,
     }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The stream to search.
+    pub stream: String,
+    /// tantivy query syntax: terms, "phrases", AND/OR/NOT, field:value,
+    /// _attributes.key:value; `*` for everything.
+    pub query: String,
+    /// Hits to show, newest first.
+    #[arg(short, long, default_value_t = 20)]
+    pub limit: usize,
+    /// Only events at or after this RFC 3339 time.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Only events before this RFC 3339 time.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// The node's HTTP address.
+    #[arg(long, env = "TIERLOG_HTTP_ADDR", default_value = "127.0.0.1:7280")]
+    pub addr: String,
+}
+
+pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut request = agent
+        .get(&format!("http://{}/api/v1/search", args.addr))
+        .query("stream", &args.stream)
+        .query("q", &args.query)
+        .query("limit", args.limit.to_string());
+    if let Some(start) = &args.start {
+        request = request.query("start", start);
+    }
+    if let Some(end) = &args.end {
+        request = request.query("end", end);
+    }
+    let mut response =
+        request.call().with_context(|| format!("cannot reach tierlog at {} (is `tierlog serve` running?)", args.addr))?;
+    let text = response.body_mut().read_to_string().context("reading the answer")?;
+    let body: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+    if let Some(error) = body["error"].as_str() {
+        bail!("{error}");
+    }
+    let mut out = std::io::stdout().lock();
+    for hit in body["hits"].as_array().into_iter().flatten() {
+        writeln!(out, "{hit}")?;
+    }
+    let shown = body["hits"].as_array().map_or(0, Vec::len);
+    writeln!(out, "{} matching, {shown} shown (newest first), {} ms", body["total"], body["elapsed_ms"])?;
     Ok(())
 }
