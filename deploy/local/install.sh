@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything tierlog's build, services and tests need, once; cached by version.
-#   - Debian packages: cmake + curl headers (librdkafka is built from source), mold (linker)
+#   - Debian packages: cmake + curl headers (librdkafka is built from source)
 #   - tansu (Kafka-protocol broker), built with cargo into $TIERLOG_CACHE/tansu-<version>
 #   - moto_server (S3-protocol server) in a virtualenv under $TIERLOG_CACHE
 # Usage: install.sh [all|packages|tansu|moto]   (default: all)
@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 install_packages() {
-  apt_install cmake libcurl4-openssl-dev pkg-config build-essential mold
+  apt_install cmake libcurl4-openssl-dev pkg-config build-essential
 }
 
 install_tansu() {
