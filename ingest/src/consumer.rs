@@ -206,6 +206,8 @@ fn offsets_for(checkpoint: &Checkpoint, tpl: &TopicPartitionList) -> TopicPartit
 
 /// Records handed to an indexer at once.
 const BATCH_RECORDS: usize = 512;
+/// A partial batch waits at most this long, so a slow trickle stays fresh.
+const BATCH_MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// How long the consumer may stay without partitions before it rejoins the group: a
 /// little more than the session timeout, so that a crashed member has expired.
@@ -234,7 +236,12 @@ pub(crate) fn run(
     let mut paused = false;
     let mut last_poll_error: Option<(String, Instant)> = None;
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut last_handoff = Instant::now();
     while !stop.load(Ordering::Acquire) {
+        if last_handoff.elapsed() >= BATCH_MAX_WAIT {
+            ctx.send_pending()?;
+            last_handoff = Instant::now();
+        }
         if ctx.reassigned.swap(false, Ordering::AcqRel) {
             paused = false; // a new assignment starts unpaused
             without_partitions_since = Instant::now();
