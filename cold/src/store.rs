@@ -79,10 +79,6 @@ impl ColdStore {
         self.prefix.parts().chain(Path::from(key).parts()).collect()
     }
 
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
-    }
-
     /// Proves the store is usable by writing, reading back and deleting a small object
     /// under `_probe/`, within `timeout`.
     pub async fn probe(&self, node_id: &str, timeout: Duration) -> Result<()> {

@@ -51,10 +51,6 @@ impl GenerationHandle {
         self.reader.searcher()
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
-    }
-
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, StringDictionaryBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringBuilder, StringDictionaryBuilder,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -126,12 +126,8 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[(String,
         let field_name = index_field(name);
         let array: ArrayRef = match kind {
             ColumnKind::Timestamp => {
-                let col = fast.date(field_name).ok();
-                let mut b = TimestampMicrosecondBuilder::with_capacity(docs.len()).with_timezone("UTC");
-                for d in docs {
-                    b.append_option(col.as_ref().and_then(|c| c.first(*d)).map(|t| t.into_timestamp_micros()));
-                }
-                Arc::new(b.finish())
+                let values = fast_values(fast.date(field_name).ok(), docs, |t| t.into_timestamp_micros());
+                Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
             }
             ColumnKind::Dictionary => {
                 let col = fast.str(field_name).ok().flatten();
@@ -150,38 +146,10 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[(String,
                 }
                 Arc::new(b.finish())
             }
-            ColumnKind::Int32 => {
-                let col = fast.i64(field_name).ok();
-                let mut b = Int32Builder::with_capacity(docs.len());
-                for d in docs {
-                    b.append_option(col.as_ref().and_then(|c| c.first(*d)).map(|v| v as i32));
-                }
-                Arc::new(b.finish())
-            }
-            ColumnKind::Int64 => {
-                let col = fast.i64(field_name).ok();
-                let mut b = Int64Builder::with_capacity(docs.len());
-                for d in docs {
-                    b.append_option(col.as_ref().and_then(|c| c.first(*d)));
-                }
-                Arc::new(b.finish())
-            }
-            ColumnKind::Float64 => {
-                let col = fast.f64(field_name).ok();
-                let mut b = Float64Builder::with_capacity(docs.len());
-                for d in docs {
-                    b.append_option(col.as_ref().and_then(|c| c.first(*d)));
-                }
-                Arc::new(b.finish())
-            }
-            ColumnKind::Bool => {
-                let col = fast.bool(field_name).ok();
-                let mut b = BooleanBuilder::with_capacity(docs.len());
-                for d in docs {
-                    b.append_option(col.as_ref().and_then(|c| c.first(*d)));
-                }
-                Arc::new(b.finish())
-            }
+            ColumnKind::Int32 => Arc::new(Int32Array::from(fast_values(fast.i64(field_name).ok(), docs, |v| v as i32))),
+            ColumnKind::Int64 => Arc::new(Int64Array::from(fast_values(fast.i64(field_name).ok(), docs, |v| v))),
+            ColumnKind::Float64 => Arc::new(Float64Array::from(fast_values(fast.f64(field_name).ok(), docs, |v| v))),
+            ColumnKind::Bool => Arc::new(BooleanArray::from(fast_values(fast.bool(field_name).ok(), docs, |v| v))),
             ColumnKind::Stored => {
                 let field = index_schema.get_field(field_name).ok();
                 let mut b = StringBuilder::new();
@@ -202,6 +170,15 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[(String,
         arrays.push(array);
     }
     RecordBatch::try_new(schema, arrays).map_err(|e| HotError::Read(e.to_string()))
+}
+
+/// The first value of a fast column for each doc (`None` where the doc has none, or the
+/// segment lacks the column), mapped to the Arrow value type.
+fn fast_values<T, U>(column: Option<tantivy::columnar::Column<T>>, docs: &[DocId], map: impl Fn(T) -> U) -> Vec<Option<U>>
+where
+    T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + 'static,
+{
+    docs.iter().map(|d| column.as_ref().and_then(|c| c.first(*d)).map(&map)).collect()
 }
 
 /// The live documents of a segment whose `_kind` is `kind`.

@@ -342,8 +342,3 @@ pub(crate) fn flush_all(consumer: &BaseConsumer<IngestContext>) {
         consumer.context().flush_before_release(consumer, &assignment);
     }
 }
-
-/// The shared state the consumer and the indexers see.
-pub(crate) fn shared_committed(initial: Checkpoint) -> SharedCommitted {
-    Arc::new(Mutex::new(crate::indexer::Committed { checkpoint: initial, dirty: false }))
-}

@@ -44,6 +44,14 @@ pub struct Committed {
 
 pub type SharedCommitted = Arc<Mutex<Committed>>;
 
+impl Committed {
+    /// The state shared by the consumer and the indexers, starting from the hot tier's
+    /// recovered checkpoint.
+    pub fn shared(initial: Checkpoint) -> SharedCommitted {
+        Arc::new(Mutex::new(Committed { checkpoint: initial, dirty: false }))
+    }
+}
+
 struct StreamMetrics {
     messages: Arc<Counter>,
     bytes: Arc<Counter>,

@@ -18,7 +18,7 @@ use crate::backpressure::Budget;
 use crate::consumer::{self, IngestContext};
 use crate::decode::Decoder;
 use crate::error::{IngestError, Result};
-use crate::indexer::Indexer;
+use crate::indexer::{Committed, Indexer};
 use crate::kafka::client_config;
 
 /// Settings of the ingest pipeline that are not per stream.
@@ -68,7 +68,7 @@ impl Ingest {
             initial.merge(stream.committed());
             opened.push((stream_config, stream));
         }
-        let committed = consumer::shared_committed(initial);
+        let committed = Committed::shared(initial);
 
         let mut routes = HashMap::new();
         let mut senders = Vec::new();
