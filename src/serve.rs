@@ -75,16 +75,20 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     };
 
     let engine =
-        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog).context("building the SQL catalog")?;
+        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog, &metrics).context("building the SQL catalog")?;
     // Fail at start-up, with the key to change, when the address is taken.
     drop(
         std::net::TcpListener::bind(config.node.pg_addr)
             .with_context(|| format!("cannot listen on {} (node.pg_addr)", config.node.pg_addr))?,
     );
+    let access = tierlog_query::Access::new(&config.query);
+    if access.is_open() {
+        info!("no [[query.users]] configured: HTTP and PostgreSQL queries need no credentials");
+    }
     let pg = {
-        let (engine, addr) = (engine.clone(), config.node.pg_addr);
+        let (engine, access, metrics, addr) = (engine.clone(), access.clone(), metrics.clone(), config.node.pg_addr);
         tokio::spawn(async move {
-            if let Err(e) = tierlog_query::serve_pg(&engine, addr).await {
+            if let Err(e) = tierlog_query::serve_pg(&engine, &access, &metrics, addr).await {
                 error!(addr = %addr, error = %e, "postgresql wire server stopped");
             }
         })
@@ -92,7 +96,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     info!(addr = %config.node.pg_addr, "postgresql wire listening");
     let mut http_stop = stop_rx.clone();
     let max_rows = usize::try_from(config.query.max_result_rows).unwrap_or(usize::MAX);
-    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, max_rows);
+    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, access, max_rows);
     let http = tokio::spawn(server.serve(router, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));

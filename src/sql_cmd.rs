@@ -14,13 +14,40 @@ pub enum OutputFormat {
     Ndjson,
 }
 
+/// Where the node is and how to sign in.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node's HTTP address.
+    #[arg(long, env = "TIERLOG_HTTP_ADDR", default_value = "127.0.0.1:7280")]
+    pub addr: String,
+    /// Bearer token of a `[[query.users]]` entry, when the node has users.
+    #[arg(long, env = "TIERLOG_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl NodeArgs {
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    fn unreachable(&self) -> String {
+        format!("cannot reach tierlog at {} (is `tierlog serve` running?)", self.addr)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// The statement, e.g. "SELECT level, count(*) FROM app_logs GROUP BY 1".
     pub statement: String,
-    /// The node's HTTP address.
-    #[arg(long, env = "TIERLOG_HTTP_ADDR", default_value = "127.0.0.1:7280")]
-    pub addr: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// Output format; default: table on a terminal, CSV otherwise.
     #[arg(short, long, value_enum)]
     pub format: Option<OutputFormat>,
@@ -34,13 +61,13 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         OutputFormat::Json => "json",
         OutputFormat::Ndjson => "ndjson",
     };
-    let url = format!("http://{}/api/v1/sql?format={wire}", args.addr);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut response = agent
-        .post(&url)
+    let url = format!("http://{}/api/v1/sql?format={wire}", args.node.addr);
+    let mut response = args
+        .node
+        .authorize(args.node.agent().post(&url))
         .header("Content-Type", "application/json")
         .send(serde_json::json!({ "sql": args.statement }).to_string())
-        .with_context(|| format!("cannot reach tierlog at {} (is `tierlog serve` running?)", args.addr))?;
+        .with_context(|| args.node.unreachable())?;
     let status = response.status();
     let body = response.body_mut().with_config().limit(u64::MAX).read_to_vec().context("reading the answer")?;
     if !status.is_success() {
@@ -83,15 +110,14 @@ pub struct SearchArgs {
     /// Only events before this RFC 3339 time.
     #[arg(long)]
     pub end: Option<String>,
-    /// The node's HTTP address.
-    #[arg(long, env = "TIERLOG_HTTP_ADDR", default_value = "127.0.0.1:7280")]
-    pub addr: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut request = agent
-        .get(&format!("http://{}/api/v1/search", args.addr))
+    let mut request = args
+        .node
+        .authorize(args.node.agent().get(&format!("http://{}/api/v1/search", args.node.addr)))
         .query("stream", &args.stream)
         .query("q", &args.query)
         .query("limit", args.limit.to_string());
@@ -101,8 +127,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     if let Some(end) = &args.end {
         request = request.query("end", end);
     }
-    let mut response =
-        request.call().with_context(|| format!("cannot reach tierlog at {} (is `tierlog serve` running?)", args.addr))?;
+    let mut response = request.call().with_context(|| args.node.unreachable())?;
     let text = response.body_mut().read_to_string().context("reading the answer")?;
     let body: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
     if let Some(error) = body["error"].as_str() {

@@ -4,42 +4,21 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use support::kafka::{create_topic, lines, produce_all};
+use support::psql::{pg_port, psql};
 use support::{dataset, http, node, services, unique_topic, wait_for};
-
-fn psql(port: u16, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "tierlog", "-d", "tierlog", "-X", "-A", "-t", "-F", ","])
-        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("psql is installed (PostgreSQL client)");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
 
 #[test]
 fn psql_gets_the_same_answers_as_http_and_the_file() {
     let Some(services) = services() else { return };
     let topic = unique_topic("pg-hdfs");
     create_topic(&services.kafka_brokers, &topic, 2);
-    let streams = format!("[[streams]]\nname = \"hdfs\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n");
+    let streams = format!("[query]\ntimeout = \"3s\"\n[[streams]]\nname = \"hdfs\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n");
     let config = node::config(&services, &unique_topic("pg"), &streams);
-    let pg_port: u16 = toml::from_str::<toml::Table>(&config).unwrap()["node"]["pg_addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pg_port = pg_port(&config);
     let mut node = node::Node::start(&config);
     node.wait_ready(Duration::from_secs(60));
     let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
@@ -81,6 +60,13 @@ fn psql_gets_the_same_answers_as_http_and_the_file() {
         let e = psql(pg_port, statement).unwrap_err();
         assert!(e.contains("tierlog is read-only"), "{statement}: {e}");
     }
+    assert_eq!(psql(pg_port, "SELECT count(*) FROM hdfs").unwrap(), "2000");
+
+    // The query timeout holds over pg too, with SQLSTATE 57014's message.
+    let started = std::time::Instant::now();
+    let e = psql(pg_port, "SELECT sum(value % 7) FROM range(10000000000)").unwrap_err();
+    eprintln!("pg query timed out after {:.2} s", started.elapsed().as_secs_f64());
+    assert!(e.contains("query timed out after 3s (query.timeout)"), "{e}");
     assert_eq!(psql(pg_port, "SELECT count(*) FROM hdfs").unwrap(), "2000");
     assert!(node.is_running());
 }

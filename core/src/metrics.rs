@@ -100,6 +100,12 @@ macro_rules! family_getter {
     };
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         Self::default()

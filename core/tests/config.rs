@@ -368,6 +368,48 @@ fn query_rules() {
 }
 
 #[test]
+fn user_rules() {
+    let users = r#"
+[[query.users]]
+name = "ops"
+token = "short"
+streams = []
+
+[[query.users]]
+name = "ops"
+streams = ["nope"]
+
+[[query.users]]
+name = "bi"
+token = "token-of-bi-1"
+password = "pw"
+streams = ["*"]
+
+[[query.users]]
+name = ""
+token = "token-of-bi-1"
+streams = ["app_logs"]
+"#;
+    assert_eq!(
+        error(&format!("{users}{STREAM}")),
+        "tierlog.toml: query.users[0].token: is too short (at least 8 characters)\n\
+         tierlog.toml: query.users[0].streams: must name at least one stream, or \"*\" for all\n\
+         tierlog.toml: query.users[1].name: user 'ops' is defined twice\n\
+         tierlog.toml: query.users[1].token: set a token (HTTP), a password (PostgreSQL wire) or both\n\
+         tierlog.toml: query.users[1].streams: unknown stream 'nope'\n\
+         tierlog.toml: query.users[2].password: is too short (at least 8 characters)\n\
+         tierlog.toml: query.users[3].name: must not be empty\n\
+         tierlog.toml: query.users[3].token: is the same as another user's token"
+    );
+    let c = parse(&format!(
+        "[[query.users]]\nname = \"bi\"\npassword = \"long-enough\"\nstreams = [\"app_logs\"]\n{STREAM}"
+    ))
+    .unwrap();
+    assert_eq!(c.query.users[0].password.as_ref().map(|p| p.expose()), Some("long-enough"));
+    assert!(c.query.users[0].token.is_none());
+}
+
+#[test]
 fn all_problems_are_reported_at_once() {
     let e = error(&format!(
         "[kafka]\nbrokers = \"nohost\"\n{STREAM}[streams.policy]\nhot_for = \"2d\"\nretention = \"1d\"\n"

@@ -1,20 +1,25 @@
 //! The HTTP API: liveness (`/health`), readiness (`/ready`), `/metrics`, and SQL
-//! (`POST /api/v1/sql`: JSON, NDJSON, CSV or Arrow IPC).
+//! (`POST /api/v1/sql`: JSON, NDJSON, CSV or Arrow IPC), search and stream listing.
+//!
+//! With `[[query.users]]` configured, everything but `/health` and `/ready` needs a
+//! bearer token; the token's grant limits which streams the request sees.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use axum::Router;
 use serde_json::{Value, json};
 use tierlog_core::health::{ComponentState, Health};
 use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
-use crate::engine::QueryEngine;
+use crate::access::{Access, Grant};
+use crate::engine::{Protocol, QueryEngine, QueryError};
 use crate::format::{self, Format};
 
 /// Set on non-JSON answers: "true" when the row limit cut the result.
@@ -25,19 +30,41 @@ struct AppState {
     health: Health,
     metrics: Metrics,
     engine: QueryEngine,
+    access: Access,
     max_result_rows: usize,
 }
 
 /// The HTTP routes of a node.
-pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, max_result_rows: usize) -> Router {
-    Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
+pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, access: Access, max_result_rows: usize) -> Router {
+    let state = AppState { health, metrics, engine, access, max_result_rows };
+    let guarded = Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/search", get(search))
-        .with_state(AppState { health, metrics, engine, max_result_rows })
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/ready", get(ready))
+        .merge(guarded)
+        .with_state(state)
+}
+
+/// Resolves the request's bearer token to a [`Grant`] for the handlers, or answers 401.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.access.bearer(authorization) {
+        Ok(grant) => {
+            request.extensions_mut().insert(grant);
+            next.run(request).await
+        }
+        Err(denied) => {
+            state.metrics.counter("tierlog_auth_failures_total", "Refused credentials by protocol", &[("protocol", "http")]).inc();
+            let mut response = error(StatusCode::UNAUTHORIZED, &denied.to_string()).into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"tierlog\""));
+            response
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -49,6 +76,7 @@ struct SqlParams {
 /// count, time) by default; NDJSON, CSV or Arrow IPC by `?format=` or `Accept`.
 async fn sql(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     Query(params): Query<SqlParams>,
     headers: HeaderMap,
     body: String,
@@ -66,9 +94,9 @@ async fn sql(
         },
         _ => body,
     };
-    let result = match state.engine.sql(&statement, Some(state.max_result_rows)).await {
+    let result = match state.engine.sql(&statement, &grant, Protocol::Http, Some(state.max_result_rows)).await {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()).into_response(),
+        Err(e) => return query_error(&e).into_response(),
     };
     let batches = result.batches;
     let encoded = match format::encode(format, &batches) {
@@ -90,23 +118,41 @@ async fn sql(
 }
 
 /// `GET /api/v1/streams`: schema, rows, bytes and time range per tier of each stream.
-async fn streams(State(state): State<AppState>) -> Json<Value> {
+async fn streams(State(state): State<AppState>, Extension(grant): Extension<Grant>) -> Json<Value> {
     let engine = state.engine.clone();
     // Reading generation metadata touches the disk.
-    Json(tokio::task::spawn_blocking(move || engine.describe_streams()).await.unwrap_or_else(|e| json!({ "error": e.to_string() })))
+    Json(
+        tokio::task::spawn_blocking(move || engine.describe_streams(&grant))
+            .await
+            .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+    )
 }
 
 /// `GET /api/v1/search?stream=&q=&start=&end=&limit=`: hits (newest first), total and
 /// a time histogram.
-async fn search(State(state): State<AppState>, Query(req): Query<crate::search::SearchRequest>) -> Response {
+async fn search(
+    State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
+    Query(req): Query<crate::search::SearchRequest>,
+) -> Response {
     let started = std::time::Instant::now();
-    match crate::search::search(&state.engine, &req, state.max_result_rows).await {
+    match crate::search::search(&state.engine, &grant, &req, state.max_result_rows).await {
         Ok(mut body) => {
             body["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
             (StatusCode::OK, Json(body)).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()).into_response(),
+        Err(e) => query_error(&e).into_response(),
     }
+}
+
+/// 403 for a table outside the grant, 504 for a timeout, else 400.
+fn query_error(e: &QueryError) -> (StatusCode, Json<Value>) {
+    let status = match e {
+        QueryError::Denied(_) => StatusCode::FORBIDDEN,
+        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        QueryError::Failed(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, &e.to_string())
 }
 
 fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {

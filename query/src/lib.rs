@@ -2,6 +2,7 @@
 //! stream and per error table), the table provider over the tiers with `match()` and
 //! time-range pushdown, the HTTP API and the PostgreSQL wire protocol (DESIGN.md §6).
 
+mod access;
 mod engine;
 mod format;
 mod http;
@@ -10,6 +11,7 @@ mod pushdown;
 mod search;
 mod table;
 
-pub use engine::{QueryEngine, QueryError, QueryResult};
+pub use access::{Access, Denied, Grant};
+pub use engine::{Outcome, Protocol, QueryEngine, QueryError, QueryResult, Running};
 pub use http::{HttpServer, router};
 pub use pg::serve as serve_pg;

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::engine::{QueryEngine, QueryError};
+use crate::access::Grant;
+use crate::engine::{Protocol, QueryEngine, QueryError};
 use crate::format::{Format, encode};
 
 /// The search request, as given in the URL.
@@ -45,7 +46,7 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-pub async fn search(engine: &QueryEngine, req: &SearchRequest, max_rows: usize) -> Result<Value, QueryError> {
+pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, max_rows: usize) -> Result<Value, QueryError> {
     if !engine.has_stream(&req.stream) {
         return Err(QueryError::new(format!("unknown stream '{}'", req.stream)));
     }
@@ -65,7 +66,7 @@ pub async fn search(engine: &QueryEngine, req: &SearchRequest, max_rows: usize) 
     let limit = req.limit.unwrap_or(100).min(max_rows);
 
     let hits = engine
-        .sql(&format!("SELECT * FROM {table} {filter} ORDER BY _timestamp DESC LIMIT {limit}"), Some(limit))
+        .sql(&format!("SELECT * FROM {table} {filter} ORDER BY _timestamp DESC LIMIT {limit}"), grant, Protocol::Http, Some(limit))
         .await?;
     let hits: Value = serde_json::from_slice(&encode(Format::Json, &hits.batches).map_err(QueryError::from_display)?)
         .unwrap_or_else(|_| json!([]));
@@ -76,6 +77,8 @@ pub async fn search(engine: &QueryEngine, req: &SearchRequest, max_rows: usize) 
                 "SELECT count(*) AS n, CAST(min(_timestamp) AS BIGINT) AS lo, CAST(max(_timestamp) AS BIGINT) AS hi \
                  FROM {table} {filter}"
             ),
+            grant,
+            Protocol::Http,
             None,
         )
         .await?;
@@ -102,6 +105,8 @@ pub async fn search(engine: &QueryEngine, req: &SearchRequest, max_rows: usize) 
                     "SELECT date_bin(INTERVAL '{width_sql}', _timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS start, \
                      count(*) AS count FROM {table} {filter} GROUP BY 1 ORDER BY 1"
                 ),
+                grant,
+                Protocol::Http,
                 None,
             )
             .await?;

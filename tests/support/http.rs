@@ -18,20 +18,22 @@ impl Response {
 
 /// `GET path`; `None` when the connection fails.
 pub fn get(addr: SocketAddr, path: &str) -> Option<Response> {
-    request(addr, "GET", path, "")
+    request(addr, "GET", path, "", None)
 }
 
 /// `POST path` with a JSON body.
 pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Option<Response> {
-    request(addr, "POST", path, &body.to_string())
+    request(addr, "POST", path, &body.to_string(), None)
 }
 
-fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<Response> {
+/// A request with `Authorization: Bearer <token>` when a token is given.
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str, token: Option<&str>) -> Option<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .ok()?;

@@ -6,6 +6,7 @@ pub mod hot;
 pub mod http;
 pub mod kafka;
 pub mod node;
+pub mod psql;
 pub mod sockets;
 
 use std::time::{Duration, Instant};

@@ -33,13 +33,40 @@ pub struct QueryConfig {
     pub timeout: HumanDuration,
     /// Rows an HTTP answer holds at most; the answer says when it was cut.
     pub max_result_rows: u64,
+    /// Who may query. Empty (the default): anyone who reaches the ports. With any user
+    /// configured, HTTP needs a bearer token and the PostgreSQL wire a password.
+    pub users: Vec<UserConfig>,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { memory_limit: ByteSize(1 << 30), timeout: HumanDuration::secs(60), max_result_rows: 100_000 }
+        QueryConfig {
+            memory_limit: ByteSize(1 << 30),
+            timeout: HumanDuration::secs(60),
+            max_result_rows: 100_000,
+            users: Vec::new(),
+        }
     }
 }
+
+/// One `[[query.users]]` entry: a credential and the streams it may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The PostgreSQL user name; also names the user in logs.
+    pub name: String,
+    /// HTTP: `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// PostgreSQL wire: the password for `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// Streams this user may read (the error tables come with them); `"*"` for all.
+    pub streams: Vec<String>,
+}
+
+/// The stream list value that grants every stream.
+pub const ALL_STREAMS: &str = "*";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,10 +1,10 @@
 //! Rules that types alone cannot express. Each rule adds a [`Problem`] naming the key
 //! path; all rules run so every problem is reported at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::error::Problem;
-use super::model::{ColdLocation, Config, StreamConfig};
+use super::model::{ALL_STREAMS, ColdLocation, Config, StreamConfig};
 use crate::schema::{ERROR_TABLE_SUFFIX, FieldType, RESERVED_PREFIX, StreamFormat, format_columns};
 
 pub(super) fn validate(config: &Config) -> Vec<Problem> {
@@ -121,6 +121,37 @@ fn query(config: &Config, out: &mut Vec<Problem>) {
     }
     if q.max_result_rows == 0 {
         out.push(Problem::new("query.max_result_rows", "must be greater than 0"));
+    }
+    let mut names = HashSet::new();
+    let mut tokens = HashSet::new();
+    for (i, user) in q.users.iter().enumerate() {
+        let at = |key: &str| format!("query.users[{i}].{key}");
+        if user.name.is_empty() {
+            out.push(Problem::new(at("name"), "must not be empty"));
+        } else if !names.insert(user.name.as_str()) {
+            out.push(Problem::new(at("name"), format!("user '{}' is defined twice", user.name)));
+        }
+        if user.token.is_none() && user.password.is_none() {
+            out.push(Problem::new(at("token"), "set a token (HTTP), a password (PostgreSQL wire) or both"));
+        }
+        for (key, secret) in [("token", &user.token), ("password", &user.password)] {
+            if secret.as_ref().is_some_and(|s| s.expose().len() < 8) {
+                out.push(Problem::new(at(key), "is too short (at least 8 characters)"));
+            }
+        }
+        if let Some(token) = &user.token
+            && !tokens.insert(token.expose())
+        {
+            out.push(Problem::new(at("token"), "is the same as another user's token"));
+        }
+        if user.streams.is_empty() {
+            out.push(Problem::new(at("streams"), format!("must name at least one stream, or \"{ALL_STREAMS}\" for all")));
+        }
+        for stream in &user.streams {
+            if stream != ALL_STREAMS && !config.streams.iter().any(|s| &s.name == stream) {
+                out.push(Problem::new(at("streams"), format!("unknown stream '{stream}'")));
+            }
+        }
     }
 }
 
