@@ -26,7 +26,8 @@ fn sql_counts_match_the_input_files() {
     let streams = format!(
         "[[streams]]\nname = \"hdfs\"\ntopics = [\"{text_topic}\"]\nformat = \"text\"\n\
          [[streams]]\nname = \"dns\"\ntopics = [\"{dns_topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n\
-         fields = [{{ name = \"query\", type = \"text\" }}, {{ name = \"rcode_name\", type = \"keyword\" }}]\n"
+         fields = [{{ name = \"query\", type = \"text\" }}, {{ name = \"rcode_name\", type = \"keyword\" }}, \
+         {{ name = \"orig_p\", type = \"i64\", source = \"id.orig_p\" }}, {{ name = \"rtt\", type = \"f64\" }}]\n"
     );
     let mut node = node::Node::start(&node::config(&services, &unique_topic("sql"), &streams));
     node.wait_ready(Duration::from_secs(60));
@@ -74,6 +75,49 @@ fn sql_counts_match_the_input_files() {
     let got = sql(&node, "SELECT date_trunc('minute', _timestamp) AS m, count(*) AS n FROM dns GROUP BY 1 ORDER BY 1");
     let got = http::counts(&got, "m", "n");
     assert_eq!(got, minutes);
+
+    // Filters the index narrows (keyword IN, number and time ranges), counted from the file.
+    let parsed: Vec<Value> = dns.iter().map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let count_where = |f: &dyn Fn(&Value) -> bool| parsed.iter().filter(|v| f(v)).count() as u64;
+    let n = |statement: &str| sql(&node, statement)["rows"][0]["n"].as_u64();
+    let checks: Vec<(&str, u64)> = vec![
+        (
+            "SELECT count(*) AS n FROM dns WHERE rcode_name IN ('NXDOMAIN', 'REFUSED', 'no-such-code')",
+            count_where(&|v| matches!(v["rcode_name"].as_str(), Some("NXDOMAIN" | "REFUSED"))),
+        ),
+        ("SELECT count(*) AS n FROM dns WHERE rcode_name = 'SERVFAIL'", count_where(&|v| v["rcode_name"] == "SERVFAIL")),
+        (
+            "SELECT count(*) AS n FROM dns WHERE orig_p BETWEEN 1000 AND 40000",
+            count_where(&|v| v["id.orig_p"].as_i64().is_some_and(|p| (1000..=40000).contains(&p))),
+        ),
+        (
+            "SELECT count(*) AS n FROM dns WHERE orig_p >= 53 AND orig_p < 1024",
+            count_where(&|v| v["id.orig_p"].as_i64().is_some_and(|p| (53..1024).contains(&p))),
+        ),
+        ("SELECT count(*) AS n FROM dns WHERE rtt > 0.05", count_where(&|v| v["rtt"].as_f64().is_some_and(|r| r > 0.05))),
+        (
+            "SELECT count(*) AS n FROM dns WHERE _timestamp >= '2018-03-24T17:30:00Z' AND _timestamp < '2018-03-24T17:31:00Z'",
+            count_where(&|v| v["ts"].as_str().unwrap().starts_with("2018-03-24T17:30:")),
+        ),
+    ];
+    for (statement, expected) in checks {
+        assert!(expected > 0, "{statement}: the file has matching rows");
+        assert_eq!(n(statement), Some(expected), "{statement}");
+    }
+    // Newest and oldest first: the top of the file's own order of `ts`.
+    let mut times: Vec<&str> = parsed.iter().map(|v| &v["ts"].as_str().unwrap()[..26]).collect();
+    times.sort_unstable();
+    for (statement, expected) in [
+        ("SELECT _timestamp FROM dns ORDER BY _timestamp DESC LIMIT 7", times.iter().rev().take(7).copied().collect::<Vec<_>>()),
+        ("SELECT _timestamp FROM dns ORDER BY _timestamp LIMIT 3", times.iter().take(3).copied().collect()),
+    ] {
+        let got = sql(&node, statement);
+        let got: Vec<String> = got["rows"].as_array().unwrap().iter().map(|r| r["_timestamp"].as_str().unwrap()[..26].to_string()).collect();
+        assert_eq!(got, expected, "{statement}");
+    }
+    // The sort is answered by the scan (each segment's top rows from the fast field).
+    let plan = sql(&node, "EXPLAIN SELECT _timestamp, query FROM dns ORDER BY _timestamp DESC LIMIT 7");
+    assert!(plan.to_string().contains("order=_timestamp@0 DESC"), "{plan}");
 
     // Undeclared keys are queryable in `_attributes` with the JSON functions.
     let tcp = dns.iter().filter(|l| serde_json::from_slice::<Value>(l).unwrap()["proto"] == "tcp").count() as u64;

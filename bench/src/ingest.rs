@@ -11,12 +11,11 @@ use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tierlog_core::config::{Config, KafkaConfig};
-use tierlog_core::metrics::Metrics;
-use tierlog_hot::HotCatalog;
-use tierlog_ingest::{Compression, Ingest, IngestOptions, Publisher};
+use tierlog_core::config::KafkaConfig;
+use tierlog_ingest::{Compression, Publisher};
 
 use crate::cpu::{Measured, Phase};
+use crate::hot::{HotNode, publish};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -70,38 +69,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("topic {topic}: {} partitions, lz4", args.partitions);
 
-    let publisher = Publisher::new(&kafka, &topic, Compression::Lz4)?;
-    for p in &payloads {
-        publisher.send(None, p)?;
-    }
-    let report = publisher.finish(Duration::from_secs(600))?;
-    if report.num_messages != num_messages {
-        bail!("only {} of {num_messages} messages acknowledged: {:?}", report.num_messages, report.first_error);
-    }
-    println!("produced in {:.1} s\n", report.elapsed.as_secs_f64());
+    let produced = publish(&kafka, &topic, &payloads)?;
+    println!("produced in {:.1} s\n", produced.as_secs_f64());
 
     let bare = bare_consumer(&args.brokers, &topic, args.partitions, num_messages)?;
 
-    let dir = std::env::temp_dir().join(format!("tierlog-bench-{}", std::process::id()));
-    let config_text = format!(
-        "[node]\nid = \"bench\"\ndata_dir = \"{}\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"{topic}\"\n{}",
-        dir.display(),
-        args.brokers,
-        STREAM.replace("TOPIC", &topic)
-    );
-    let config = Config::parse(&config_text, "bench.toml", Path::new("/"), &|_| None)?;
-    let catalog = HotCatalog::new();
     let phase = Phase::start();
-    let ingest = Ingest::start(&config, catalog.clone(), Metrics::new(), IngestOptions::default())?;
-    let searchable = || catalog.snapshot("dns").iter().map(|g| g.num_docs()).sum::<u64>();
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    while searchable() < num_messages {
-        if Instant::now() > deadline || ingest.is_finished() {
-            bail!("tierlog indexed {} of {num_messages}", searchable());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let tierlog = phase.stop();
+    let node = HotNode::start(&args.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
+    let tierlog = node.wait_for("dns", num_messages, phase)?;
+    let searchable = || node.searchable("dns");
 
     // Produce → searchable, one message at a time on the idle node.
     let publisher = Publisher::new(&kafka, &topic, Compression::Lz4)?;
@@ -122,8 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis((i as u64 * 379) % 1000));
     }
     drop(publisher);
-    ingest.stop()?;
-    let _ = std::fs::remove_dir_all(&dir);
+    node.stop()?;
 
     println!("{:<34} {:>10} {:>8} {:>10} {:>14}", "Kafka -> …", "msgs/s", "MB/s", "CPU cores", "MB/s per core");
     let line = |name: &str, m: &Measured| {

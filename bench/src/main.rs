@@ -2,7 +2,9 @@
 //! same run, on real data from ../shared/datasets. Build with `--release`.
 
 mod cpu;
+mod hot;
 mod ingest;
+mod query;
 
 use clap::{Parser, Subcommand};
 
@@ -18,10 +20,14 @@ enum Command {
     /// Kafka → hot-searchable throughput, beside a bare rdkafka consumer reading the
     /// same topic, and produce → searchable latency.
     Ingest(ingest::Args),
+    /// match() latency and three aggregations over 1M hot rows, beside DuckDB running
+    /// the same aggregations over the same rows.
+    Query(query::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ingest(args) => ingest::run(args),
+        Command::Query(args) => query::run(args),
     }
 }

@@ -3,7 +3,9 @@
 #   - Debian packages: cmake + curl headers (librdkafka is built from source)
 #   - tansu (Kafka-protocol broker), built with cargo into $TIERLOG_CACHE/tansu-<version>
 #   - moto_server (S3-protocol server) in a virtualenv under $TIERLOG_CACHE
-# Usage: install.sh [all|packages|tansu|moto]   (default: all)
+#   - duckdb (Python), the query benchmark's baseline: only with the `duckdb` target
+# Usage: install.sh [all|packages|tansu|moto|duckdb]   (default: all, without duckdb)
+#        install.sh duckdb prints the venv's python on stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -30,10 +32,20 @@ install_moto() {
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 }
 
+install_duckdb() {
+  if [[ ! -x $DUCKDB_VENV/bin/python ]] || ! "$DUCKDB_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+    log "installing duckdb $DUCKDB_VERSION into $DUCKDB_VENV"
+    rm -rf "$DUCKDB_VENV" && python3 -m venv "$DUCKDB_VENV"
+    "$DUCKDB_VENV/bin/pip" install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+  fi
+  echo "$DUCKDB_VENV/bin/python"
+}
+
 case "${1:-all}" in
   all) install_packages; install_moto; install_tansu ;;
   packages) install_packages ;;
   tansu) install_tansu ;;
   moto) install_moto ;;
-  *) die "unknown target '$1' (all|packages|tansu|moto)" ;;
+  duckdb) install_duckdb ;;
+  *) die "unknown target '$1' (all|packages|tansu|moto|duckdb)" ;;
 esac

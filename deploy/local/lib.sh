@@ -8,6 +8,9 @@ MOTO_VERSION=5.2.5
 TANSU_ROOT="$TIERLOG_CACHE/tansu-$TANSU_VERSION"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
 MOTO_VENV="$TIERLOG_CACHE/moto-$MOTO_VERSION/venv"
+# DuckDB is the query benchmark's baseline only; not needed to run or test tierlog.
+DUCKDB_VERSION=2.0.0
+DUCKDB_VENV="$TIERLOG_CACHE/duckdb-$DUCKDB_VERSION/venv"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

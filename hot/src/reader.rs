@@ -47,19 +47,34 @@ impl ColumnKind {
     }
 }
 
+/// A table column: its name in SQL, the index field that holds it, how it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableColumn {
+    pub name: String,
+    pub field: String,
+    pub kind: ColumnKind,
+}
+
+impl TableColumn {
+    /// A column stored under its own name.
+    fn same(name: &str, kind: ColumnKind) -> TableColumn {
+        TableColumn { name: name.into(), field: name.into(), kind }
+    }
+}
+
 impl StreamSchema {
     /// The columns of the stream's table: system columns, then format and declared
     /// columns (`_tier` is the query layer's).
-    pub fn row_columns(&self) -> Vec<(String, ColumnKind)> {
-        let mut out: Vec<(String, ColumnKind)> = vec![
-            ("_timestamp".into(), ColumnKind::Timestamp),
-            ("_ingest_time".into(), ColumnKind::Timestamp),
-            ("_topic".into(), ColumnKind::Dictionary),
-            ("_partition".into(), ColumnKind::Int32),
-            ("_offset".into(), ColumnKind::Int64),
-            ("_record".into(), ColumnKind::Int32),
-            ("_key".into(), ColumnKind::Stored),
-            ("_attributes".into(), ColumnKind::Stored),
+    pub fn row_columns(&self) -> Vec<TableColumn> {
+        let mut out: Vec<TableColumn> = vec![
+            TableColumn::same("_timestamp", ColumnKind::Timestamp),
+            TableColumn::same("_ingest_time", ColumnKind::Timestamp),
+            TableColumn::same("_topic", ColumnKind::Dictionary),
+            TableColumn::same("_partition", ColumnKind::Int32),
+            TableColumn::same("_offset", ColumnKind::Int64),
+            TableColumn::same("_record", ColumnKind::Int32),
+            TableColumn::same("_key", ColumnKind::Stored),
+            TableColumn::same("_attributes", ColumnKind::Stored),
         ];
         for c in &self.columns {
             let kind = match c.ty {
@@ -70,50 +85,39 @@ impl StreamSchema {
                 FieldType::Bool => ColumnKind::Bool,
                 FieldType::Timestamp => ColumnKind::Timestamp,
             };
-            out.push((c.name.clone(), kind));
+            out.push(TableColumn::same(&c.name, kind));
         }
         out
     }
 
-    /// The columns of the stream's error table.
-    pub fn error_columns() -> Vec<(String, ColumnKind)> {
+    /// The columns of the stream's error table. Its own columns live in `_error_*` and
+    /// `_payload*` index fields, apart from the declared fields of the row table.
+    pub fn error_columns() -> Vec<TableColumn> {
+        let error = |name: &str, field: &str, kind| TableColumn { name: name.into(), field: field.into(), kind };
         vec![
-            ("_timestamp".into(), ColumnKind::Timestamp),
-            ("_topic".into(), ColumnKind::Dictionary),
-            ("_partition".into(), ColumnKind::Int32),
-            ("_offset".into(), ColumnKind::Int64),
-            ("reason".into(), ColumnKind::Dictionary),
-            ("detail".into(), ColumnKind::Stored),
-            ("payload".into(), ColumnKind::Stored),
-            ("payload_encoding".into(), ColumnKind::Dictionary),
+            TableColumn::same("_timestamp", ColumnKind::Timestamp),
+            TableColumn::same("_topic", ColumnKind::Dictionary),
+            TableColumn::same("_partition", ColumnKind::Int32),
+            TableColumn::same("_offset", ColumnKind::Int64),
+            error("reason", "_error_reason", ColumnKind::Dictionary),
+            error("detail", "_error_detail", ColumnKind::Stored),
+            error("payload", "_payload", ColumnKind::Stored),
+            error("payload_encoding", "_payload_encoding", ColumnKind::Dictionary),
         ]
     }
 }
 
 /// The Arrow schema of `columns` (every column nullable).
-pub fn arrow_schema(columns: &[(String, ColumnKind)]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns.iter().map(|(name, kind)| Field::new(name, kind.data_type(), true)).collect::<Vec<_>>(),
-    ))
-}
-
-/// The index field behind a table column (error-table names map to `_error_*`).
-fn index_field(column: &str) -> &str {
-    match column {
-        "reason" => "_error_reason",
-        "detail" => "_error_detail",
-        "payload" => "_payload",
-        "payload_encoding" => "_payload_encoding",
-        other => other,
-    }
+pub fn arrow_schema(columns: &[TableColumn]) -> SchemaRef {
+    Arc::new(Schema::new(columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>()))
 }
 
 /// Reads `docs` of one segment as a record batch of `columns`.
-pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[(String, ColumnKind)]) -> Result<RecordBatch> {
+pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[TableColumn]) -> Result<RecordBatch> {
     let schema = arrow_schema(columns);
     let fast = segment.fast_fields();
     let err = |e: tantivy::TantivyError| HotError::Read(e.to_string());
-    let needs_store = columns.iter().any(|(_, k)| *k == ColumnKind::Stored);
+    let needs_store = columns.iter().any(|c| c.kind == ColumnKind::Stored);
     let stored: Vec<TantivyDocument> = if needs_store {
         let store = segment.get_store_reader(64).map_err(|e| HotError::Read(e.to_string()))?;
         docs.iter().map(|d| store.get(*d)).collect::<tantivy::Result<_>>().map_err(err)?
@@ -122,8 +126,8 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[(String,
     };
     let index_schema = segment.schema();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-    for (name, kind) in columns {
-        let field_name = index_field(name);
+    for TableColumn { field, kind, .. } in columns {
+        let field_name = field.as_str();
         let array: ArrayRef = match kind {
             ColumnKind::Timestamp => {
                 let values = fast_values(fast.date(field_name).ok(), docs, |t| t.into_timestamp_micros());

@@ -88,10 +88,10 @@ fn rolls_over_on_max_docs_and_keeps_sealed_generations_readable() {
 fn committed_rows_read_back_as_arrow() {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Int32Type, Int64Type};
-    use tierlog_hot::{ColumnKind, KIND_ERROR, KIND_ROW, docs_of_kind, read_segment};
+    use tierlog_hot::{KIND_ERROR, KIND_ROW, TableColumn, docs_of_kind, read_segment};
 
     let text = "[[streams]]\nname = \"app\"\ntopics = [\"t\"]\nformat = \"json\"\n\
-                fields = [{ name = \"level\", type = \"keyword\" }, { name = \"msg\", type = \"text\" }, { name = \"status\", type = \"i64\" }]\n";
+                fields = [{ name = \"level\", type = \"keyword\" }, { name = \"detail\", type = \"text\" }, { name = \"status\", type = \"i64\" }]\n";
     let config = Config::parse(text, "t.toml", std::path::Path::new("/"), &|_| None).unwrap().streams.remove(0);
     let dir = tempfile::tempdir().unwrap();
     let catalog = HotCatalog::new();
@@ -102,7 +102,8 @@ fn committed_rows_read_back_as_arrow() {
         let origin = RowOrigin { topic: "t", partition: 1, offset: i, key: None, kafka_time_us: 0, ingest_time_us: 5 };
         let mut doc = schema.row(&origin, 0, 1_000 + i);
         doc.add_text(col("level"), if i == 1 { "WARN" } else { "INFO" });
-        doc.add_text(col("msg"), format!("hello {i}"));
+        // Named like an error-table column: the row table must still read its own field.
+        doc.add_text(col("detail"), format!("hello {i}"));
         if i != 2 {
             doc.add_i64(col("status"), 200 + i);
         }
@@ -118,7 +119,7 @@ fn committed_rows_read_back_as_arrow() {
 
     let searcher = catalog.snapshot("app")[0].searcher();
     // Indexing threads may have written several segments: read them all, in offset order.
-    let read = |kind, columns: &[(String, ColumnKind)]| {
+    let read = |kind, columns: &[TableColumn]| {
         let batches: Vec<_> = searcher
             .segment_readers()
             .iter()
@@ -131,7 +132,7 @@ fn committed_rows_read_back_as_arrow() {
     let rows = read(KIND_ROW, &schema.row_columns());
     assert_eq!(rows.num_rows(), 3);
     let names: Vec<_> = rows.schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, ["_timestamp", "_ingest_time", "_topic", "_partition", "_offset", "_record", "_key", "_attributes", "level", "msg", "status"]);
+    assert_eq!(names, ["_timestamp", "_ingest_time", "_topic", "_partition", "_offset", "_record", "_key", "_attributes", "level", "detail", "status"]);
     let get = |name: &str| rows.column(rows.schema().index_of(name).unwrap()).clone();
     assert_eq!(get("_offset").as_primitive::<Int64Type>().values(), &[0, 1, 2]);
     assert_eq!(get("_partition").as_primitive::<Int32Type>().values(), &[1, 1, 1]);
@@ -141,7 +142,7 @@ fn committed_rows_read_back_as_arrow() {
     let level = arrow::compute::cast(&get("level"), &arrow::datatypes::DataType::Utf8).unwrap();
     let level: Vec<_> = level.as_string::<i32>().iter().map(Option::unwrap).collect();
     assert_eq!(level, ["INFO", "WARN", "INFO"]);
-    assert_eq!(get("msg").as_string::<i32>().value(2), "hello 2");
+    assert_eq!(get("detail").as_string::<i32>().value(2), "hello 2");
     assert_eq!(get("_attributes").as_string::<i32>().value(1), r#"{"user":"u1"}"#);
     assert!(get("_key").is_null(0));
 

@@ -1,7 +1,11 @@
-//! Filters the hot scan answers itself: `match()` / `match_all()` become tantivy queries
-//! (exact), and bounds on `_timestamp` skip segments whose time range cannot match
-//! (inexact: DataFusion still filters the rows).
+//! Filters the hot scan answers itself:
+//! - `match()` / `match_all()` become tantivy queries (exact);
+//! - equality and `IN` on keyword, number, bool and timestamp columns, and ranges on
+//!   number and timestamp columns, become term, term-set and range queries, so only the
+//!   matching documents are read (inexact: DataFusion checks the rows again);
+//! - bounds on `_timestamp` also skip whole segments whose time range cannot match.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
@@ -9,9 +13,10 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, Volatility, create_udf,
 };
-use tantivy::query::{EnableScoring, Query, QueryParser};
-use tantivy::schema::FieldType as TantivyType;
-use tantivy::{DocId, Searcher, SegmentReader};
+use tantivy::query::{EnableScoring, Query, QueryParser, RangeQuery, TermSetQuery};
+use tantivy::schema::{Field, FieldType as TantivyType};
+use tantivy::{DateTime, DocId, Searcher, SegmentReader, Term};
+use tierlog_hot::{ColumnKind, TableColumn};
 
 pub const MATCH: &str = "match";
 pub const MATCH_ALL: &str = "match_all";
@@ -47,10 +52,26 @@ pub struct TimeBounds {
     pub max_us: Option<i64>,
 }
 
+/// A condition on one column that the index can narrow down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldFilter {
+    /// The index field behind the column.
+    field: String,
+    op: FieldOp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum FieldOp {
+    /// `=` (one value) or `IN (…)`.
+    In(Vec<ScalarValue>),
+    Range(Bound<ScalarValue>, Bound<ScalarValue>),
+}
+
 /// What a scan can do with its filters.
 #[derive(Debug, Clone, Default)]
 pub struct Pushdown {
     pub text: Vec<TextQuery>,
+    pub fields: Vec<FieldFilter>,
     pub time: TimeBounds,
 }
 
@@ -115,10 +136,66 @@ fn time_bound(e: &Expr) -> Option<TimeBounds> {
     })
 }
 
-pub fn support(e: &Expr) -> TableProviderFilterPushDown {
+/// The column a filter tests, when the index holds its values as the table shows them:
+/// the bare column, or a keyword read as a string (the only cast that changes nothing).
+fn indexed_column<'a>(e: &Expr, columns: &'a [TableColumn]) -> Option<&'a TableColumn> {
+    let find = |name: &str| columns.iter().find(|c| c.name == name);
+    match e {
+        Expr::Column(c) => find(&c.name).filter(|c| c.kind != ColumnKind::Stored),
+        Expr::Cast(cast) => match (cast.expr.as_ref(), cast.field.data_type()) {
+            (Expr::Column(c), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
+                find(&c.name).filter(|c| c.kind == ColumnKind::Dictionary)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn literal(e: &Expr) -> Option<ScalarValue> {
+    match strip_casts(e) {
+        Expr::Literal(ScalarValue::Dictionary(_, inner), _) => Some(inner.as_ref().clone()),
+        Expr::Literal(v, _) if !v.is_null() => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn field_filter(e: &Expr, columns: &[TableColumn]) -> Option<FieldFilter> {
+    let filter = |column: &TableColumn, op| Some(FieldFilter { field: column.field.clone(), op });
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (column, op, value) = match (indexed_column(left, columns), indexed_column(right, columns)) {
+                (Some(c), None) => (c, *op, literal(right)?),
+                (None, Some(c)) => (c, op.swap()?, literal(left)?),
+                _ => return None,
+            };
+            let op = match op {
+                Operator::Eq => FieldOp::In(vec![value]),
+                Operator::Gt => FieldOp::Range(Bound::Excluded(value), Bound::Unbounded),
+                Operator::GtEq => FieldOp::Range(Bound::Included(value), Bound::Unbounded),
+                Operator::Lt => FieldOp::Range(Bound::Unbounded, Bound::Excluded(value)),
+                Operator::LtEq => FieldOp::Range(Bound::Unbounded, Bound::Included(value)),
+                _ => return None,
+            };
+            filter(column, op)
+        }
+        Expr::InList(list) if !list.negated => {
+            let values = list.list.iter().map(literal).collect::<Option<Vec<_>>>()?;
+            filter(indexed_column(&list.expr, columns)?, FieldOp::In(values))
+        }
+        Expr::Between(between) if !between.negated => filter(
+            indexed_column(&between.expr, columns)?,
+            FieldOp::Range(Bound::Included(literal(&between.low)?), Bound::Included(literal(&between.high)?)),
+        ),
+        _ => None,
+    }
+}
+
+/// How the scan takes each filter, given the table's columns.
+pub fn support(e: &Expr, columns: &[TableColumn]) -> TableProviderFilterPushDown {
     if text_query(e).is_some() {
         TableProviderFilterPushDown::Exact
-    } else if time_bound(e).is_some() {
+    } else if time_bound(e).is_some() || field_filter(e, columns).is_some() {
         TableProviderFilterPushDown::Inexact
     } else {
         TableProviderFilterPushDown::Unsupported
@@ -126,17 +203,22 @@ pub fn support(e: &Expr) -> TableProviderFilterPushDown {
 }
 
 impl Pushdown {
-    pub fn from_filters(filters: &[Expr]) -> Pushdown {
+    pub fn from_filters(filters: &[Expr], columns: &[TableColumn]) -> Pushdown {
         let mut p = Pushdown::default();
         for f in filters {
             if let Some(t) = text_query(f) {
                 p.text.push(t);
-            } else if let Some(b) = time_bound(f) {
+                continue;
+            }
+            if let Some(b) = time_bound(f) {
                 p.time.min_us = b.min_us.max(p.time.min_us); // None sorts first
                 p.time.max_us = match (b.max_us, p.time.max_us) {
                     (Some(a), Some(c)) => Some(a.min(c)),
                     (a, c) => a.or(c),
                 };
+            }
+            if let Some(field) = field_filter(f, columns) {
+                p.fields.push(field);
             }
         }
         p
@@ -155,8 +237,44 @@ impl Pushdown {
         self.time.min_us.is_none_or(|min| hi >= min) && self.time.max_us.is_none_or(|max| lo <= max)
     }
 
-    /// The text queries parsed against one generation's index.
+    /// The text queries parsed against one generation's index, then the field filters
+    /// the index can answer (a filter it cannot take is left to DataFusion).
     pub fn parse(&self, searcher: &Searcher) -> Result<Vec<Box<dyn Query>>> {
+        let mut queries = self.parse_text(searcher)?;
+        let schema = searcher.index().schema();
+        for filter in &self.fields {
+            let Ok(field) = schema.get_field(&filter.field) else { continue };
+            let entry = schema.get_field_entry(field);
+            if !entry.is_indexed() {
+                continue;
+            }
+            let term = |v: &ScalarValue| term(field, entry.field_type(), v);
+            let query: Option<Box<dyn Query>> = match &filter.op {
+                FieldOp::In(values) => {
+                    values.iter().map(|v| term(v)?.exact()).collect::<Option<Vec<_>>>().map(|t| Box::new(TermSetQuery::new(t)) as _)
+                }
+                FieldOp::Range(lower, upper) if !matches!(entry.field_type(), TantivyType::Str(_)) => {
+                    let bound = |b: &Bound<ScalarValue>, round: fn(ValueTerm) -> Term| match b {
+                        Bound::Unbounded => Some(Bound::Unbounded),
+                        Bound::Included(v) => term(v).map(|t| Bound::Included(round(t))),
+                        Bound::Excluded(v) => term(v).map(|t| match t {
+                            ValueTerm::Exact(t) => Bound::Excluded(t),
+                            rounded => Bound::Included(round(rounded)),
+                        }),
+                    };
+                    match (bound(lower, ValueTerm::floor), bound(upper, ValueTerm::ceil)) {
+                        (Some(lo), Some(hi)) => Some(Box::new(RangeQuery::new(lo, hi))),
+                        _ => None,
+                    }
+                }
+                FieldOp::Range(..) => None,
+            };
+            queries.extend(query);
+        }
+        Ok(queries)
+    }
+
+    fn parse_text(&self, searcher: &Searcher) -> Result<Vec<Box<dyn Query>>> {
         let index = searcher.index();
         let schema = index.schema();
         self.text
@@ -189,6 +307,80 @@ impl Pushdown {
                     .map_err(|e| DataFusionError::Plan(format!("match(): cannot parse '{query}': {e}")))
             })
             .collect()
+    }
+}
+
+/// A literal as an index term. Timestamps finer than the index's microseconds become
+/// the microsecond below and above, so a range built from them can only grow.
+enum ValueTerm {
+    Exact(Term),
+    Between(Term, Term),
+}
+
+impl ValueTerm {
+    fn exact(self) -> Option<Term> {
+        match self {
+            ValueTerm::Exact(t) => Some(t),
+            ValueTerm::Between(..) => None,
+        }
+    }
+    fn floor(self) -> Term {
+        match self {
+            ValueTerm::Exact(t) | ValueTerm::Between(t, _) => t,
+        }
+    }
+    fn ceil(self) -> Term {
+        match self {
+            ValueTerm::Exact(t) | ValueTerm::Between(_, t) => t,
+        }
+    }
+}
+
+fn term(field: Field, field_type: &TantivyType, value: &ScalarValue) -> Option<ValueTerm> {
+    use ScalarValue as V;
+    let int = || -> Option<i64> {
+        match value {
+            V::Int8(Some(v)) => Some(i64::from(*v)),
+            V::Int16(Some(v)) => Some(i64::from(*v)),
+            V::Int32(Some(v)) => Some(i64::from(*v)),
+            V::Int64(Some(v)) => Some(*v),
+            V::UInt8(Some(v)) => Some(i64::from(*v)),
+            V::UInt16(Some(v)) => Some(i64::from(*v)),
+            V::UInt32(Some(v)) => Some(i64::from(*v)),
+            V::UInt64(Some(v)) => i64::try_from(*v).ok(),
+            _ => None,
+        }
+    };
+    let exact = |t: Term| Some(ValueTerm::Exact(t));
+    match field_type {
+        TantivyType::Str(_) => match value {
+            V::Utf8(Some(s)) | V::Utf8View(Some(s)) | V::LargeUtf8(Some(s)) => exact(Term::from_field_text(field, s)),
+            _ => None,
+        },
+        TantivyType::I64(_) => exact(Term::from_field_i64(field, int()?)),
+        TantivyType::F64(_) => {
+            let f = match value {
+                V::Float64(Some(f)) => *f,
+                V::Float32(Some(f)) => f64::from(*f),
+                _ => int()? as f64,
+            };
+            if f.is_nan() { None } else { exact(Term::from_field_f64(field, f)) }
+        }
+        TantivyType::Bool(_) => match value {
+            V::Boolean(Some(b)) => exact(Term::from_field_bool(field, *b)),
+            _ => None,
+        },
+        TantivyType::Date(_) => {
+            let micros = |us: i64| Term::from_field_date(field, DateTime::from_timestamp_micros(us));
+            match value {
+                V::TimestampNanosecond(Some(ns), _) if ns.rem_euclid(1_000) != 0 => {
+                    let floor = ns.div_euclid(1_000);
+                    Some(ValueTerm::Between(micros(floor), micros(floor + 1)))
+                }
+                _ => exact(micros(timestamp_us(&Expr::Literal(value.clone(), None))?)),
+            }
+        }
+        _ => None,
     }
 }
 

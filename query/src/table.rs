@@ -17,14 +17,18 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::sort_pushdown::SortOrderPushdownResult;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
-use tantivy::Searcher;
+use tantivy::{DocId, Searcher, SegmentReader};
 use tantivy::query::Query;
 use crate::pushdown::{self, Pushdown};
-use tierlog_hot::{ColumnKind, HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, arrow_schema, docs_of_kind, read_segment};
+use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
+
+const TIMESTAMP: &str = "_timestamp";
 
 /// Rows read per batch from a segment.
 const BATCH_ROWS: usize = 8192;
@@ -43,7 +47,7 @@ pub struct StreamTable {
     stream: String,
     kind: TableKind,
     /// Stored columns, in table order; `_tier` follows them for row tables.
-    columns: Vec<(String, ColumnKind)>,
+    columns: Vec<TableColumn>,
     schema: SchemaRef,
     catalog: HotCatalog,
 }
@@ -79,7 +83,7 @@ impl TableProvider for StreamTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters.iter().map(|f| pushdown::support(f)).collect())
+        Ok(filters.iter().map(|f| pushdown::support(f, &self.columns)).collect())
     }
 
     async fn scan(
@@ -92,7 +96,7 @@ impl TableProvider for StreamTable {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all).clone();
         let schema = Arc::new(self.schema.project(&projection)?);
-        let pushdown = Pushdown::from_filters(filters);
+        let pushdown = Pushdown::from_filters(filters, &self.columns);
         // Pin every generation's committed segments now; skip those outside the time
         // bounds before reading anything.
         let mut segments = Vec::new();
@@ -105,7 +109,7 @@ impl TableProvider for StreamTable {
                 }
             }
         }
-        let read_columns: Vec<Option<(String, ColumnKind)>> =
+        let read_columns: Vec<Option<TableColumn>> =
             projection.iter().map(|i| self.columns.get(*i).cloned()).collect();
         let kind = if self.kind == TableKind::Rows { KIND_ROW } else { KIND_ERROR };
         Ok(Arc::new(HotScanExec::new(schema, segments, read_columns, kind, limit)))
@@ -121,14 +125,18 @@ struct SegmentScan {
 }
 
 /// Reads pinned hot segments, one partition per segment.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct HotScanExec {
     schema: SchemaRef,
     segments: Vec<SegmentScan>,
     /// Per output column: the stored column to read, or `None` for `_tier`.
-    columns: Vec<Option<(String, ColumnKind)>>,
+    columns: Vec<Option<TableColumn>>,
     kind: u64,
+    /// At most this many rows per segment: the first ones, or with `order` the top ones.
     limit: Option<usize>,
+    /// `ORDER BY _timestamp` pushed down: each segment emits its rows in this order,
+    /// choosing the top `limit` from the fast field before reading any other column.
+    order: Option<PhysicalSortExpr>,
     properties: Arc<PlanProperties>,
 }
 
@@ -136,17 +144,50 @@ impl HotScanExec {
     fn new(
         schema: SchemaRef,
         segments: Vec<SegmentScan>,
-        columns: Vec<Option<(String, ColumnKind)>>,
+        columns: Vec<Option<TableColumn>>,
         kind: u64,
         limit: Option<usize>,
     ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(segments.len().max(1)),
+        let properties = Self::properties_for(&schema, segments.len(), None);
+        HotScanExec { schema, segments, columns, kind, limit, order: None, properties }
+    }
+
+    fn properties_for(schema: &SchemaRef, segments: usize, order: Option<&PhysicalSortExpr>) -> Arc<PlanProperties> {
+        let equivalence = match order {
+            Some(order) => EquivalenceProperties::new_with_orderings(Arc::clone(schema), [[order.clone()]]),
+            None => EquivalenceProperties::new(Arc::clone(schema)),
+        };
+        Arc::new(PlanProperties::new(
+            equivalence,
+            Partitioning::UnknownPartitioning(segments.max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
-        ));
-        HotScanExec { schema, segments, columns, kind, limit, properties }
+        ))
+    }
+
+    /// `docs` in the pushed-down `_timestamp` order, cut at the limit; ties by doc id.
+    fn ordered(&self, segment: &SegmentReader, docs: Vec<DocId>, order: &PhysicalSortExpr) -> Vec<DocId> {
+        let column = segment.fast_fields().date(TIMESTAMP).ok();
+        let mut keyed: Vec<(i64, DocId)> = docs
+            .into_iter()
+            .map(|d| (column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros()), d))
+            .collect();
+        let descending = order.options.descending;
+        let compare = |a: &(i64, DocId), b: &(i64, DocId)| {
+            let by_time = if descending { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
+            by_time.then(a.1.cmp(&b.1))
+        };
+        if let Some(limit) = self.limit
+            && limit < keyed.len()
+        {
+            if limit == 0 {
+                return Vec::new();
+            }
+            keyed.select_nth_unstable_by(limit - 1, compare);
+            keyed.truncate(limit);
+        }
+        keyed.sort_unstable_by(compare);
+        keyed.into_iter().map(|(_, d)| d).collect()
     }
 
     /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time.
@@ -159,10 +200,11 @@ impl HotScanExec {
                 docs = pushdown::filter_docs(&scan.searcher, segment, &scan.queries, docs)?;
             }
         }
-        if let Some(limit) = self.limit {
-            docs.truncate(limit);
+        match (&self.order, &segment) {
+            (Some(order), Some(segment)) => docs = self.ordered(segment, docs, order),
+            _ => docs.truncate(self.limit.unwrap_or(usize::MAX)),
         }
-        let stored: Vec<(String, ColumnKind)> = self.columns.iter().flatten().cloned().collect();
+        let stored: Vec<TableColumn> = self.columns.iter().flatten().cloned().collect();
         let (columns, schema) = (self.columns.clone(), Arc::clone(&self.schema));
         let chunks: Vec<Vec<u32>> = docs.chunks(BATCH_ROWS).map(<[u32]>::to_vec).collect();
         Ok(chunks.into_iter().map(move |chunk| {
@@ -190,7 +232,11 @@ impl HotScanExec {
 
 impl DisplayAs for HotScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HotScanExec: segments={}, limit={:?}", self.segments.len(), self.limit)
+        write!(f, "HotScanExec: segments={}, limit={:?}", self.segments.len(), self.limit)?;
+        if let Some(order) = &self.order {
+            write!(f, ", order={order}")?;
+        }
+        Ok(())
     }
 }
 
@@ -216,6 +262,36 @@ impl ExecutionPlan for HotScanExec {
 
     fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
+    }
+
+    /// `ORDER BY _timestamp [ASC|DESC]`: every segment sorts by the fast field, so the
+    /// sort above becomes a merge, and with a limit only the top rows are read.
+    fn try_pushdown_sort(&self, order: &[PhysicalSortExpr]) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let [wanted] = order else { return Ok(SortOrderPushdownResult::Unsupported) };
+        let on_timestamp = wanted
+            .expr
+            .downcast_ref::<PhysicalColumn>()
+            .is_some_and(|c| c.name() == TIMESTAMP && self.schema.fields().get(c.index()).is_some_and(|f| f.name() == TIMESTAMP));
+        if !on_timestamp || self.order.is_some() {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let mut sorted = self.clone();
+        sorted.order = Some(wanted.clone());
+        sorted.properties = Self::properties_for(&self.schema, self.segments.len(), Some(wanted));
+        Ok(SortOrderPushdownResult::Exact { inner: Arc::new(sorted) })
+    }
+
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        let mut limited = self.clone();
+        limited.limit = match (self.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Arc::new(limited))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.limit
     }
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {

@@ -1,0 +1,72 @@
+//! Shared by the benchmarks: publish payloads to a fresh topic, and run tierlog's ingest
+//! in this process until the hot tier holds them all.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use tierlog_core::config::{Config, KafkaConfig};
+use tierlog_core::metrics::Metrics;
+use tierlog_hot::HotCatalog;
+use tierlog_ingest::{Compression, Ingest, IngestOptions, Publisher};
+
+use crate::cpu::{Measured, Phase};
+
+/// Sends every payload (lz4, round robin over partitions) and waits for the acks.
+pub fn publish(kafka: &KafkaConfig, topic: &str, payloads: &[Vec<u8>]) -> anyhow::Result<Duration> {
+    let publisher = Publisher::new(kafka, topic, Compression::Lz4)?;
+    for p in payloads {
+        publisher.send(None, p)?;
+    }
+    let report = publisher.finish(Duration::from_secs(600))?;
+    if report.num_messages != payloads.len() as u64 {
+        bail!("only {} of {} messages acknowledged: {:?}", report.num_messages, payloads.len(), report.first_error);
+    }
+    Ok(report.elapsed)
+}
+
+/// A node's ingest running in this process over a temporary data folder.
+pub struct HotNode {
+    pub config: Config,
+    pub catalog: HotCatalog,
+    pub ingest: Ingest,
+    dir: PathBuf,
+}
+
+impl HotNode {
+    /// Starts ingest of `streams` (TOML `[[streams]]` entries) from `brokers`.
+    pub fn start(brokers: &str, group_id: &str, streams: &str) -> anyhow::Result<HotNode> {
+        let dir = std::env::temp_dir().join(format!("tierlog-bench-{}-{group_id}", std::process::id()));
+        let text = format!(
+            "[node]\nid = \"bench\"\ndata_dir = \"{}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group_id}\"\n{streams}",
+            dir.display(),
+        );
+        let config = Config::parse(&text, "bench.toml", Path::new("/"), &|_| None)?;
+        let catalog = HotCatalog::new();
+        let ingest = Ingest::start(&config, catalog.clone(), Metrics::new(), IngestOptions::default())?;
+        Ok(HotNode { config, catalog, ingest, dir })
+    }
+
+    /// Documents of `stream` that queries can see now.
+    pub fn searchable(&self, stream: &str) -> u64 {
+        self.catalog.snapshot(stream).iter().map(|g| g.num_docs()).sum()
+    }
+
+    /// Waits until `stream` holds `expected` documents; the wall and CPU time it took.
+    pub fn wait_for(&self, stream: &str, expected: u64, phase: Phase) -> anyhow::Result<Measured> {
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while self.searchable(stream) < expected {
+            if Instant::now() > deadline || self.ingest.is_finished() {
+                bail!("tierlog indexed {} of {expected}", self.searchable(stream));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(phase.stop())
+    }
+
+    pub fn stop(self) -> anyhow::Result<()> {
+        self.ingest.stop()?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
