@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringBuilder, StringDictionaryBuilder,
+    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringBuilder, StringDictionaryBuilder,
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -133,23 +133,37 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[TableCol
                 let values = fast_values(fast.date(field_name).ok(), docs, |t| t.into_timestamp_micros());
                 Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
             }
-            ColumnKind::Dictionary => {
-                let col = fast.str(field_name).ok().flatten();
-                let mut b = StringDictionaryBuilder::<Int32Type>::new();
-                let mut text = String::new();
-                for d in docs {
-                    let ord = col.as_ref().and_then(|c| c.term_ords(*d).next());
-                    match (ord, &col) {
-                        (Some(ord), Some(c)) => {
-                            text.clear();
-                            c.ord_to_str(ord, &mut text).map_err(|e| HotError::Read(e.to_string()))?;
-                            b.append_value(&text);
-                        }
-                        _ => b.append_null(),
+            ColumnKind::Dictionary => match fast.str(field_name).ok().flatten() {
+                // Few distinct values (levels, codes, hosts): the segment's dictionary as
+                // the values and its term ordinals as the keys, no per-row string work.
+                Some(col) if col.num_terms() <= docs.len().max(1024) => {
+                    let mut values = StringBuilder::new();
+                    let mut terms = col.dictionary().stream().map_err(|e| HotError::Read(e.to_string()))?;
+                    while terms.advance() {
+                        values.append_value(String::from_utf8_lossy(terms.key()));
                     }
+                    let keys: Int32Array = docs.iter().map(|d| col.term_ords(*d).next().map(|o| o as i32)).collect();
+                    let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values.finish()))
+                        .map_err(|e| HotError::Read(e.to_string()))?;
+                    Arc::new(array)
                 }
-                Arc::new(b.finish())
-            }
+                col => {
+                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                    let mut text = String::new();
+                    for d in docs {
+                        let ord = col.as_ref().and_then(|c| c.term_ords(*d).next());
+                        match (ord, &col) {
+                            (Some(ord), Some(c)) => {
+                                text.clear();
+                                c.ord_to_str(ord, &mut text).map_err(|e| HotError::Read(e.to_string()))?;
+                                b.append_value(&text);
+                            }
+                            _ => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+            },
             ColumnKind::Int32 => Arc::new(Int32Array::from(fast_values(fast.i64(field_name).ok(), docs, |v| v as i32))),
             ColumnKind::Int64 => Arc::new(Int64Array::from(fast_values(fast.i64(field_name).ok(), docs, |v| v))),
             ColumnKind::Float64 => Arc::new(Float64Array::from(fast_values(fast.f64(field_name).ok(), docs, |v| v))),
@@ -185,11 +199,25 @@ where
     docs.iter().map(|d| column.as_ref().and_then(|c| c.first(*d)).map(&map)).collect()
 }
 
-/// The live documents of a segment whose `_kind` is `kind`.
-pub fn docs_of_kind(segment: &SegmentReader, kind: u64) -> Vec<DocId> {
+/// The live documents of a segment whose `_kind` is `kind`: all of them, or those of
+/// `candidates` (sorted) when given.
+pub fn docs_of_kind(segment: &SegmentReader, kind: u64, candidates: Option<Vec<DocId>>) -> Vec<DocId> {
     let column = segment.fast_fields().u64("_kind").ok();
-    segment
-        .doc_ids_alive()
-        .filter(|d| column.as_ref().and_then(|c| c.first(*d)) == Some(kind))
-        .collect()
+    // Most segments hold one kind only; then the column's range answers for every doc.
+    let uniform = column.as_ref().filter(|c| c.min_value() == c.max_value()).map(|c| c.min_value() == kind);
+    let alive = |d: &DocId| !segment.is_deleted(*d);
+    let of_kind = |d: &DocId| column.as_ref().and_then(|c| c.first(*d)) == Some(kind);
+    match (uniform, candidates) {
+        (Some(false), _) => Vec::new(),
+        (Some(true), None) => segment.doc_ids_alive().collect(),
+        (Some(true), Some(mut docs)) => {
+            docs.retain(alive);
+            docs
+        }
+        (None, None) => segment.doc_ids_alive().filter(of_kind).collect(),
+        (None, Some(mut docs)) => {
+            docs.retain(|d| alive(d) && of_kind(d));
+            docs
+        }
+    }
 }

@@ -123,7 +123,7 @@ fn committed_rows_read_back_as_arrow() {
         let batches: Vec<_> = searcher
             .segment_readers()
             .iter()
-            .map(|s| read_segment(s, &docs_of_kind(s, kind), columns).unwrap())
+            .map(|s| read_segment(s, &docs_of_kind(s, kind, None), columns).unwrap())
             .collect();
         let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
         let order = arrow::compute::sort_to_indices(batch.column(batch.schema().index_of("_offset").unwrap()), None, None).unwrap();

@@ -384,8 +384,9 @@ fn term(field: Field, field_type: &TantivyType, value: &ScalarValue) -> Option<V
     }
 }
 
-/// Keeps the documents of `docs` (sorted) that every query matches in `segment`.
-pub fn filter_docs(searcher: &Searcher, segment: &SegmentReader, queries: &[Box<dyn Query>], mut docs: Vec<DocId>) -> Result<Vec<DocId>> {
+/// The documents of `segment` (sorted) that every query matches.
+pub fn matching_docs(searcher: &Searcher, segment: &SegmentReader, queries: &[Box<dyn Query>]) -> Result<Vec<DocId>> {
+    let mut docs: Option<Vec<DocId>> = None;
     for query in queries {
         let weight = query
             .weight(EnableScoring::disabled_from_searcher(searcher))
@@ -395,7 +396,16 @@ pub fn filter_docs(searcher: &Searcher, segment: &SegmentReader, queries: &[Box<
             .for_each_no_score(segment, &mut |batch| hits.extend_from_slice(batch))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         hits.sort_unstable();
-        docs.retain(|d| hits.binary_search(d).is_ok());
+        docs = Some(match docs {
+            None => hits,
+            Some(mut docs) => {
+                docs.retain(|d| hits.binary_search(d).is_ok());
+                docs
+            }
+        });
+        if docs.as_ref().is_some_and(Vec::is_empty) {
+            break;
+        }
     }
-    Ok(docs)
+    Ok(docs.unwrap_or_default())
 }

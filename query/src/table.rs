@@ -6,7 +6,7 @@
 //! so the cold tier's segments can join as another kind of source.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -29,6 +29,28 @@ use crate::pushdown::{self, Pushdown};
 use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
 
 const TIMESTAMP: &str = "_timestamp";
+
+/// Sorts `items` by time (then by the rest of the key, for a stable answer) and keeps
+/// the first `limit`, selecting before sorting so a small limit costs little.
+fn top<T, K: Ord>(items: &mut Vec<T>, limit: Option<usize>, descending: bool, key: impl Fn(&T) -> (i64, K)) {
+    let compare = |a: &T, b: &T| {
+        let (ta, ka) = key(a);
+        let (tb, kb) = key(b);
+        let by_time = if descending { tb.cmp(&ta) } else { ta.cmp(&tb) };
+        by_time.then(ka.cmp(&kb))
+    };
+    if let Some(limit) = limit
+        && limit < items.len()
+    {
+        if limit == 0 {
+            items.clear();
+            return;
+        }
+        items.select_nth_unstable_by(limit - 1, compare);
+        items.truncate(limit);
+    }
+    items.sort_unstable_by(compare);
+}
 
 /// Rows read per batch from a segment.
 const BATCH_ROWS: usize = 8192;
@@ -137,6 +159,10 @@ struct HotScanExec {
     /// `ORDER BY _timestamp` pushed down: each segment emits its rows in this order,
     /// choosing the top `limit` from the fast field before reading any other column.
     order: Option<PhysicalSortExpr>,
+    /// With `order` and `limit`: per segment, its share of the top `limit` rows of the
+    /// whole scan, chosen once by the first partition to run, so that only those rows'
+    /// other columns are read.
+    top: Arc<OnceLock<std::result::Result<Vec<Vec<DocId>>, String>>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -149,7 +175,7 @@ impl HotScanExec {
         limit: Option<usize>,
     ) -> Self {
         let properties = Self::properties_for(&schema, segments.len(), None);
-        HotScanExec { schema, segments, columns, kind, limit, order: None, properties }
+        HotScanExec { schema, segments, columns, kind, limit, order: None, top: Arc::default(), properties }
     }
 
     fn properties_for(schema: &SchemaRef, segments: usize, order: Option<&PhysicalSortExpr>) -> Arc<PlanProperties> {
@@ -165,45 +191,62 @@ impl HotScanExec {
         ))
     }
 
-    /// `docs` in the pushed-down `_timestamp` order, cut at the limit; ties by doc id.
-    fn ordered(&self, segment: &SegmentReader, docs: Vec<DocId>, order: &PhysicalSortExpr) -> Vec<DocId> {
+    /// The documents of a segment that the table kind and the pushed-down queries keep.
+    fn matching(&self, scan: &SegmentScan, segment: &SegmentReader) -> Result<Vec<DocId>> {
+        if scan.queries.is_empty() {
+            return Ok(docs_of_kind(segment, self.kind, None));
+        }
+        let hits = pushdown::matching_docs(&scan.searcher, segment, &scan.queries)?;
+        Ok(docs_of_kind(segment, self.kind, Some(hits)))
+    }
+
+    /// `docs` keyed by `_timestamp`, in the pushed-down order, cut at the limit.
+    fn ordered(&self, segment: &SegmentReader, docs: Vec<DocId>, order: &PhysicalSortExpr) -> Vec<(i64, DocId)> {
         let column = segment.fast_fields().date(TIMESTAMP).ok();
         let mut keyed: Vec<(i64, DocId)> = docs
             .into_iter()
             .map(|d| (column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros()), d))
             .collect();
-        let descending = order.options.descending;
-        let compare = |a: &(i64, DocId), b: &(i64, DocId)| {
-            let by_time = if descending { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
-            by_time.then(a.1.cmp(&b.1))
-        };
-        if let Some(limit) = self.limit
-            && limit < keyed.len()
-        {
-            if limit == 0 {
-                return Vec::new();
-            }
-            keyed.select_nth_unstable_by(limit - 1, compare);
-            keyed.truncate(limit);
+        top(&mut keyed, self.limit, order.options.descending, |k| *k);
+        keyed
+    }
+
+    /// Per segment, its rows among the top `limit` of all segments, in order.
+    fn global_top(&self, order: &PhysicalSortExpr) -> Result<Vec<Vec<DocId>>> {
+        let mut all: Vec<(i64, usize, DocId)> = Vec::new();
+        for (i, scan) in self.segments.iter().enumerate() {
+            let segment = scan.searcher.segment_reader(scan.ord as u32);
+            let docs = self.matching(scan, segment)?;
+            all.extend(self.ordered(segment, docs, order).into_iter().map(|(t, d)| (t, i, d)));
         }
-        keyed.sort_unstable_by(compare);
-        keyed.into_iter().map(|(_, d)| d).collect()
+        top(&mut all, self.limit, order.options.descending, |(t, i, d)| (*t, (*i, *d)));
+        let mut per_segment = vec![Vec::new(); self.segments.len()];
+        for (_, i, d) in all {
+            per_segment[i].push(d);
+        }
+        Ok(per_segment)
     }
 
     /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time.
     fn segment_batches(&self, partition: usize) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + 'static> {
         let scan = self.segments.get(partition);
         let segment = scan.map(|s| s.searcher.segment_reader(s.ord as u32).clone());
-        let mut docs = segment.as_ref().map(|s| docs_of_kind(s, self.kind)).unwrap_or_default();
-        if let (Some(scan), Some(segment)) = (scan, &segment) {
-            if !scan.queries.is_empty() {
-                docs = pushdown::filter_docs(&scan.searcher, segment, &scan.queries, docs)?;
+        let docs = match (scan, &segment, &self.order) {
+            (Some(_), Some(_), Some(order)) if self.limit.is_some() => {
+                let top = self.top.get_or_init(|| self.global_top(order).map_err(|e| e.to_string()));
+                top.as_ref().map_err(|e| DataFusionError::Execution(e.clone()))?[partition].clone()
             }
-        }
-        match (&self.order, &segment) {
-            (Some(order), Some(segment)) => docs = self.ordered(segment, docs, order),
-            _ => docs.truncate(self.limit.unwrap_or(usize::MAX)),
-        }
+            (Some(scan), Some(segment), Some(order)) => {
+                let docs = self.matching(scan, segment)?;
+                self.ordered(segment, docs, order).into_iter().map(|(_, d)| d).collect()
+            }
+            (Some(scan), Some(segment), None) => {
+                let mut docs = self.matching(scan, segment)?;
+                docs.truncate(self.limit.unwrap_or(usize::MAX));
+                docs
+            }
+            _ => Vec::new(),
+        };
         let stored: Vec<TableColumn> = self.columns.iter().flatten().cloned().collect();
         let (columns, schema) = (self.columns.clone(), Arc::clone(&self.schema));
         let chunks: Vec<Vec<u32>> = docs.chunks(BATCH_ROWS).map(<[u32]>::to_vec).collect();
@@ -277,12 +320,14 @@ impl ExecutionPlan for HotScanExec {
         }
         let mut sorted = self.clone();
         sorted.order = Some(wanted.clone());
+        sorted.top = Arc::default();
         sorted.properties = Self::properties_for(&self.schema, self.segments.len(), Some(wanted));
         Ok(SortOrderPushdownResult::Exact { inner: Arc::new(sorted) })
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
         let mut limited = self.clone();
+        limited.top = Arc::default();
         limited.limit = match (self.limit, limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
