@@ -54,6 +54,30 @@ fn psql_gets_the_same_answers_as_http_and_the_file() {
     // What psql's \d sends on its own.
     let tables = psql(pg_port, "\\dt").unwrap();
     assert!(tables.contains("hdfs") && tables.contains("hdfs_errors"), "{tables}");
+    let columns = psql(pg_port, "\\d hdfs").unwrap();
+    assert!(columns.starts_with("_timestamp,timestamp with time zone"), "{columns}");
+    // What DBeaver (pgjdbc) sends on connect and when it lists a schema.
+    assert_eq!(psql(pg_port, "SELECT current_database()").unwrap(), "tierlog");
+    psql(pg_port, "SET extra_float_digits = 3").unwrap();
+    psql(pg_port, "SET application_name = 'DBeaver 24.0.0 - Main'").unwrap();
+    assert_eq!(psql(pg_port, "SELECT datname FROM pg_catalog.pg_database db WHERE datname = 'tierlog'").unwrap(), "tierlog");
+    let namespaces = psql(
+        pg_port,
+        "SELECT n.oid, n.nspname, d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN pg_catalog.pg_description d \
+         ON d.objoid = n.oid AND d.objsubid = 0 AND d.classoid = 'pg_namespace'::regclass ORDER BY nspname",
+    )
+    .unwrap();
+    let public = namespaces.lines().find_map(|l| l.strip_suffix(",public,")).unwrap_or_else(|| panic!("{namespaces}"));
+    let relations = psql(
+        pg_port,
+        &format!(
+            "SELECT c.relname, c.relkind, d.description FROM pg_catalog.pg_class c LEFT OUTER JOIN pg_catalog.pg_description d \
+             ON d.objoid = c.oid AND d.objsubid = 0 AND d.classoid = 'pg_class'::regclass \
+             WHERE c.relnamespace = {public} AND c.relkind NOT IN ('i', 'I', 'c') ORDER BY 1"
+        ),
+    )
+    .unwrap();
+    assert_eq!(relations, "hdfs,r,\nhdfs_errors,r,");
 
     // Writes are refused with SQLSTATE 25006, and the server answers the next query.
     for statement in ["CREATE TABLE t AS SELECT 1", "DROP TABLE hdfs", "COPY (SELECT 1) TO '/tmp/x'"] {

@@ -26,6 +26,9 @@ use tierlog_hot::{HotCatalog, StreamSchema};
 use crate::access::Grant;
 use crate::table::{StreamTable, TableKind};
 
+/// The SQL catalog, which PostgreSQL clients see as the database name.
+pub const CATALOG: &str = "tierlog";
+
 /// Answers SQL over every stream's tables, within the `[query]` limits.
 #[derive(Clone)]
 pub struct QueryEngine {
@@ -99,7 +102,8 @@ impl QueryEngine {
         catalog: &HotCatalog,
         metrics: &Metrics,
     ) -> Result<QueryEngine, QueryError> {
-        let config = SessionConfig::new().with_information_schema(true);
+        // Clients see the catalog as the database `tierlog` (psql -d tierlog, DBeaver).
+        let config = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, "public");
         // Sorts, aggregations and joins spill to the temp folder past the pool; what
         // cannot spill fails with ResourcesExhausted instead of growing.
         let runtime = RuntimeEnvBuilder::new()

@@ -47,7 +47,7 @@ use crate::engine::{Outcome, Protocol, QueryEngine, QueryError};
 pub async fn serve(engine: &QueryEngine, access: &Access, metrics: &Metrics, addr: SocketAddr) -> std::io::Result<()> {
     let ctx = Arc::new(engine.session().clone());
     // The pg_catalog tables psql's \d and DBeaver read on connect.
-    setup_pg_catalog(&ctx, "datafusion", Arc::new(datafusion_postgres::auth::AuthManager::default()))
+    setup_pg_catalog(&ctx, crate::engine::CATALOG, Arc::new(datafusion_postgres::auth::AuthManager::default()))
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let options = ServerOptions::new().with_host(addr.ip().to_string()).with_port(addr.port());
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
