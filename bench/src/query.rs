@@ -40,6 +40,10 @@ pub struct Args {
     /// Timed runs of each query (after one warm-up run).
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// More statements to time on tierlog alone (repeatable), e.g. to see where an
+    /// aggregation spends its time.
+    #[arg(long = "sql")]
+    extra: Vec<String>,
 }
 
 /// Source files and how to find level and component in their lines.
@@ -188,6 +192,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         check_same(name, &rows(&ours), &theirs["rows"])?;
     }
     println!("  (target: tierlog <= 1.5x DuckDB; answers checked equal)");
+    for statement in &args.extra {
+        sql(statement)?;
+        let mut times: Vec<Duration> = (0..args.runs).map(|_| sql(statement).map(|(t, _)| t)).collect::<Result<_, _>>()?;
+        times.sort();
+        println!("  {:>8.2} ms median  {statement}", ms(median(&times)));
+    }
     node.stop()?;
     let _ = std::fs::remove_file(&file);
     Ok(())

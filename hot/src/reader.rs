@@ -6,12 +6,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringBuilder, StringDictionaryBuilder,
-    TimestampMicrosecondArray,
+use arrow::array::{ArrayRef, BooleanArray, PrimitiveArray, StringBuilder, StringViewBuilder};
+use arrow::compute::take;
+use arrow::buffer::ScalarBuffer;
+use arrow::datatypes::{
+    ArrowNativeType, ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, UInt32Type,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use tantivy::columnar::Cardinality;
 use tantivy::schema::document::OwnedValue;
 use tantivy::schema::Value;
 use tantivy::{DocId, SegmentReader, TantivyDocument};
@@ -24,7 +27,8 @@ use crate::schema::StreamSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
     Timestamp,
-    Dictionary,
+    /// A keyword (raw string) fast field, read as `Utf8View` from its term dictionary.
+    Keyword,
     Int32,
     Int64,
     Float64,
@@ -37,7 +41,7 @@ impl ColumnKind {
     pub fn data_type(self) -> DataType {
         match self {
             ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            ColumnKind::Dictionary => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            ColumnKind::Keyword => DataType::Utf8View,
             ColumnKind::Int32 => DataType::Int32,
             ColumnKind::Int64 => DataType::Int64,
             ColumnKind::Float64 => DataType::Float64,
@@ -69,7 +73,7 @@ impl StreamSchema {
         let mut out: Vec<TableColumn> = vec![
             TableColumn::same("_timestamp", ColumnKind::Timestamp),
             TableColumn::same("_ingest_time", ColumnKind::Timestamp),
-            TableColumn::same("_topic", ColumnKind::Dictionary),
+            TableColumn::same("_topic", ColumnKind::Keyword),
             TableColumn::same("_partition", ColumnKind::Int32),
             TableColumn::same("_offset", ColumnKind::Int64),
             TableColumn::same("_record", ColumnKind::Int32),
@@ -79,7 +83,7 @@ impl StreamSchema {
         for c in &self.columns {
             let kind = match c.ty {
                 FieldType::Text => ColumnKind::Stored,
-                FieldType::Keyword => ColumnKind::Dictionary,
+                FieldType::Keyword => ColumnKind::Keyword,
                 FieldType::I64 => ColumnKind::Int64,
                 FieldType::F64 => ColumnKind::Float64,
                 FieldType::Bool => ColumnKind::Bool,
@@ -96,13 +100,13 @@ impl StreamSchema {
         let error = |name: &str, field: &str, kind| TableColumn { name: name.into(), field: field.into(), kind };
         vec![
             TableColumn::same("_timestamp", ColumnKind::Timestamp),
-            TableColumn::same("_topic", ColumnKind::Dictionary),
+            TableColumn::same("_topic", ColumnKind::Keyword),
             TableColumn::same("_partition", ColumnKind::Int32),
             TableColumn::same("_offset", ColumnKind::Int64),
-            error("reason", "_error_reason", ColumnKind::Dictionary),
+            error("reason", "_error_reason", ColumnKind::Keyword),
             error("detail", "_error_detail", ColumnKind::Stored),
             error("payload", "_payload", ColumnKind::Stored),
-            error("payload_encoding", "_payload_encoding", ColumnKind::Dictionary),
+            error("payload_encoding", "_payload_encoding", ColumnKind::Keyword),
         ]
     }
 }
@@ -130,25 +134,23 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[TableCol
         let field_name = field.as_str();
         let array: ArrayRef = match kind {
             ColumnKind::Timestamp => {
-                let values = fast_values(fast.date(field_name).ok(), docs, |t| t.into_timestamp_micros());
-                Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
+                let values = fast_values(fast.date(field_name).ok().as_ref(), docs, |t| t.into_timestamp_micros());
+                Arc::new(PrimitiveArray::<TimestampMicrosecondType>::from(values).with_timezone("UTC"))
             }
-            ColumnKind::Dictionary => match fast.str(field_name).ok().flatten() {
-                // Few distinct values (levels, codes, hosts): the segment's dictionary as
-                // the values and its term ordinals as the keys, no per-row string work.
+            ColumnKind::Keyword => match fast.str(field_name).ok().flatten() {
+                // Few distinct values (levels, codes, hosts): the segment's terms once, then
+                // a gather of their views by term ordinal, with no per-row string work.
                 Some(col) if col.num_terms() <= docs.len().max(1024) => {
-                    let mut values = StringBuilder::new();
-                    let mut terms = col.dictionary().stream().map_err(|e| HotError::Read(e.to_string()))?;
-                    while terms.advance() {
-                        values.append_value(String::from_utf8_lossy(terms.key()));
+                    let mut terms = StringViewBuilder::with_capacity(col.num_terms());
+                    let mut stream = col.dictionary().stream().map_err(|e| HotError::Read(e.to_string()))?;
+                    while stream.advance() {
+                        terms.append_value(String::from_utf8_lossy(stream.key()));
                     }
-                    let keys: Int32Array = docs.iter().map(|d| col.term_ords(*d).next().map(|o| o as i32)).collect();
-                    let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values.finish()))
-                        .map_err(|e| HotError::Read(e.to_string()))?;
-                    Arc::new(array)
+                    let ords = PrimitiveArray::<UInt32Type>::from(fast_values(Some(col.ords()), docs, |o| o as u32));
+                    take(&terms.finish(), &ords, None).map_err(|e| HotError::Read(e.to_string()))?
                 }
                 col => {
-                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                    let mut b = StringViewBuilder::with_capacity(docs.len());
                     let mut text = String::new();
                     for d in docs {
                         let ord = col.as_ref().and_then(|c| c.term_ords(*d).next());
@@ -164,10 +166,20 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[TableCol
                     Arc::new(b.finish())
                 }
             },
-            ColumnKind::Int32 => Arc::new(Int32Array::from(fast_values(fast.i64(field_name).ok(), docs, |v| v as i32))),
-            ColumnKind::Int64 => Arc::new(Int64Array::from(fast_values(fast.i64(field_name).ok(), docs, |v| v))),
-            ColumnKind::Float64 => Arc::new(Float64Array::from(fast_values(fast.f64(field_name).ok(), docs, |v| v))),
-            ColumnKind::Bool => Arc::new(BooleanArray::from(fast_values(fast.bool(field_name).ok(), docs, |v| v))),
+            ColumnKind::Int32 => {
+                Arc::new(PrimitiveArray::<Int32Type>::from(fast_values(fast.i64(field_name).ok().as_ref(), docs, |v| v as i32)))
+            }
+            ColumnKind::Int64 => Arc::new(PrimitiveArray::<Int64Type>::from(fast_values(fast.i64(field_name).ok().as_ref(), docs, |v| v))),
+            ColumnKind::Float64 => {
+                Arc::new(PrimitiveArray::<Float64Type>::from(fast_values(fast.f64(field_name).ok().as_ref(), docs, |v| v)))
+            }
+            ColumnKind::Bool => {
+                let values = match fast_values(fast.bool(field_name).ok().as_ref(), docs, |v| v) {
+                    FastValues::Dense(v) => BooleanArray::from(v),
+                    FastValues::Sparse(v) => BooleanArray::from(v),
+                };
+                Arc::new(values)
+            }
             ColumnKind::Stored => {
                 let field = index_schema.get_field(field_name).ok();
                 let mut b = StringBuilder::new();
@@ -190,13 +202,44 @@ pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[TableCol
     RecordBatch::try_new(schema, arrays).map_err(|e| HotError::Read(e.to_string()))
 }
 
-/// The first value of a fast column for each doc (`None` where the doc has none, or the
-/// segment lacks the column), mapped to the Arrow value type.
-fn fast_values<T, U>(column: Option<tantivy::columnar::Column<T>>, docs: &[DocId], map: impl Fn(T) -> U) -> Vec<Option<U>>
+/// A fast column's values for a list of docs: `Dense` when every doc has one.
+enum FastValues<T> {
+    Dense(Vec<T>),
+    Sparse(Vec<Option<T>>),
+}
+
+impl<T: ArrowNativeType, A: ArrowPrimitiveType<Native = T>> From<FastValues<T>> for PrimitiveArray<A> {
+    fn from(values: FastValues<T>) -> Self {
+        match values {
+            FastValues::Dense(v) => PrimitiveArray::new(ScalarBuffer::from(v), None),
+            FastValues::Sparse(v) => v.into_iter().collect(),
+        }
+    }
+}
+
+/// The first value of a fast column for each doc, mapped to the Arrow value type, read in
+/// bulk: a range read when the docs are consecutive, a gather otherwise. Docs without a
+/// value (or a segment without the column) are `None`.
+fn fast_values<T, U>(column: Option<&tantivy::columnar::Column<T>>, docs: &[DocId], map: impl Fn(T) -> U) -> FastValues<U>
 where
-    T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + 'static,
+    T: PartialOrd + Copy + Default + std::fmt::Debug + Send + Sync + 'static,
 {
-    docs.iter().map(|d| column.as_ref().and_then(|c| c.first(*d)).map(&map)).collect()
+    let Some(column) = column else { return FastValues::Sparse(docs.iter().map(|_| None).collect()) };
+    if column.get_cardinality() == Cardinality::Full {
+        let mut out = vec![T::default(); docs.len()];
+        // Docs may come in any order (a sort on the time column); a range needs n, n+1, ….
+        let consecutive = !docs.is_empty() && docs.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]));
+        if consecutive {
+            column.values.get_range(u64::from(docs[0]), &mut out);
+        } else {
+            column.values.get_vals(docs, &mut out);
+        }
+        FastValues::Dense(out.into_iter().map(map).collect())
+    } else {
+        let mut out = vec![None; docs.len()];
+        column.first_vals(docs, &mut out);
+        FastValues::Sparse(out.into_iter().map(|v| v.map(&map)).collect())
+    }
 }
 
 /// The live documents of a segment whose `_kind` is `kind`: all of them, or those of
@@ -209,6 +252,7 @@ pub fn docs_of_kind(segment: &SegmentReader, kind: u64, candidates: Option<Vec<D
     let of_kind = |d: &DocId| column.as_ref().and_then(|c| c.first(*d)) == Some(kind);
     match (uniform, candidates) {
         (Some(false), _) => Vec::new(),
+        (Some(true), None) if segment.alive_bitset().is_none() => (0..segment.max_doc()).collect(),
         (Some(true), None) => segment.doc_ids_alive().collect(),
         (Some(true), Some(mut docs)) => {
             docs.retain(alive);

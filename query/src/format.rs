@@ -84,14 +84,19 @@ pub fn encode(format: Format, batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowE
     Ok(out)
 }
 
-/// CSV has no dictionaries: decode them to plain strings.
+/// CSV takes plain strings: decode dictionaries and string views.
 fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let mut fields = Vec::new();
     let mut columns = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if let DataType::Dictionary(_, value) = field.data_type() {
-            fields.push(Field::new(field.name(), value.as_ref().clone(), true));
-            columns.push(cast(column, value)?);
+        let plain = match field.data_type() {
+            DataType::Dictionary(_, value) => Some(value.as_ref().clone()),
+            DataType::Utf8View => Some(DataType::Utf8),
+            _ => None,
+        };
+        if let Some(plain) = plain {
+            fields.push(Field::new(field.name(), plain.clone(), true));
+            columns.push(cast(column, &plain)?);
         } else {
             fields.push(field.as_ref().clone());
             columns.push(Arc::clone(column));

@@ -144,7 +144,7 @@ fn indexed_column<'a>(e: &Expr, columns: &'a [TableColumn]) -> Option<&'a TableC
         Expr::Column(c) => find(&c.name).filter(|c| c.kind != ColumnKind::Stored),
         Expr::Cast(cast) => match (cast.expr.as_ref(), cast.field.data_type()) {
             (Expr::Column(c), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
-                find(&c.name).filter(|c| c.kind == ColumnKind::Dictionary)
+                find(&c.name).filter(|c| c.kind == ColumnKind::Keyword)
             }
             _ => None,
         },

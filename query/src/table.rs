@@ -53,7 +53,7 @@ fn top<T, K: Ord>(items: &mut Vec<T>, limit: Option<usize>, descending: bool, ke
 }
 
 /// Rows read per batch from a segment.
-const BATCH_ROWS: usize = 8192;
+const BATCH_ROWS: usize = 32768;
 
 /// The virtual column saying which tier a row was read from.
 pub const TIER_COLUMN: &str = "_tier";
@@ -249,13 +249,14 @@ impl HotScanExec {
         };
         let stored: Vec<TableColumn> = self.columns.iter().flatten().cloned().collect();
         let (columns, schema) = (self.columns.clone(), Arc::clone(&self.schema));
-        let chunks: Vec<Vec<u32>> = docs.chunks(BATCH_ROWS).map(<[u32]>::to_vec).collect();
-        Ok(chunks.into_iter().map(move |chunk| {
+        let docs = Arc::new(docs);
+        Ok((0..docs.len()).step_by(BATCH_ROWS).map(move |start| {
+            let chunk = &docs[start..docs.len().min(start + BATCH_ROWS)];
             let segment = segment.as_ref().expect("chunks exist only for a segment");
             let stored_arrays = if stored.is_empty() {
                 Vec::new() // count(*): rows without columns
             } else {
-                let batch = read_segment(segment, &chunk, &stored).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let batch = read_segment(segment, chunk, &stored).map_err(|e| DataFusionError::External(Box::new(e)))?;
                 batch.columns().to_vec()
             };
             // Place the stored columns and the constant `_tier` in projection order.
