@@ -237,6 +237,18 @@ impl Pushdown {
         self.time.min_us.is_none_or(|min| hi >= min) && self.time.max_us.is_none_or(|max| lo <= max)
     }
 
+    /// Fails on a text query that is not valid query syntax, whether or not any data
+    /// would be searched.
+    pub fn check_syntax(&self) -> Result<()> {
+        for t in &self.text {
+            let (TextQuery::Column { query, .. } | TextQuery::All { query }) = t;
+            if tantivy::query_grammar::parse_query(query).is_err() {
+                return Err(DataFusionError::Plan(format!("match(): cannot parse '{query}'{}", syntax_position(query))));
+            }
+        }
+        Ok(())
+    }
+
     /// The text queries parsed against one generation's index, then the field filters
     /// the index can answer (a filter it cannot take is left to DataFusion).
     pub fn parse(&self, searcher: &Searcher) -> Result<Vec<Box<dyn Query>>> {
@@ -304,9 +316,19 @@ impl Pushdown {
                 let parser = QueryParser::for_index(index, fields);
                 parser
                     .parse_query(query)
-                    .map_err(|e| DataFusionError::Plan(format!("match(): cannot parse '{query}': {e}")))
+                    .map_err(|e| DataFusionError::Plan(format!("match(): cannot parse '{query}'{}: {e}", syntax_position(query))))
             })
             .collect()
+    }
+}
+
+/// Where a query's first syntax error is, for the message (tantivy's strict parser
+/// does not say; its lenient one does).
+fn syntax_position(query: &str) -> String {
+    let (_, errors) = tantivy::query_grammar::parse_query_lenient(query);
+    match errors.first() {
+        Some(e) => format!(" at character {} ({})", e.pos + 1, e.message),
+        None => String::new(),
     }
 }
 

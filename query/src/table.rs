@@ -119,6 +119,7 @@ impl TableProvider for StreamTable {
         let projection = projection.unwrap_or(&all).clone();
         let schema = Arc::new(self.schema.project(&projection)?);
         let pushdown = Pushdown::from_filters(filters, &self.columns);
+        pushdown.check_syntax()?;
         // Pin every generation's committed segments now; skip those outside the time
         // bounds before reading anything.
         let mut segments = Vec::new();
