@@ -157,13 +157,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| statement.to_string())?;
         Ok((started.elapsed(), result.batches))
     };
+    // One warm-up run (its rows returned), then `runs` timed runs, sorted.
+    let timed = |statement: &str| -> anyhow::Result<(Vec<RecordBatch>, Vec<Duration>)> {
+        let (_, rows) = sql(statement)?;
+        let mut times: Vec<Duration> = (0..args.runs).map(|_| sql(statement).map(|(t, _)| t)).collect::<Result<_, _>>()?;
+        times.sort();
+        Ok((rows, times))
+    };
 
     println!("\nmatch() over {num_rows} hot rows, {} queries x {} runs:", MATCHES.len(), args.runs);
     let mut samples = Vec::new();
     for statement in MATCHES {
-        let (_, warm) = sql(statement)?;
-        let mut times: Vec<Duration> = (0..args.runs).map(|_| sql(statement).map(|(t, _)| t)).collect::<Result<_, _>>()?;
-        times.sort();
+        let (warm, times) = timed(statement)?;
         println!("  {:>8.2} ms median, {:>5} rows  {statement}", ms(median(&times)), rows(&warm).len().max(count_of(&warm)));
         samples.extend(times);
     }
@@ -180,9 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("  {:<22} {:>12} {:>12} {:>8}", "", "tierlog ms", "DuckDB ms", "ratio");
     for (i, (name, statement)) in AGGREGATIONS.iter().enumerate() {
-        let (_, ours) = sql(statement)?;
-        let mut times: Vec<Duration> = (0..args.runs).map(|_| sql(statement).map(|(t, _)| t)).collect::<Result<_, _>>()?;
-        times.sort();
+        let (ours, times) = timed(statement)?;
         let theirs = &duckdb["results"][i];
         let mut their_times: Vec<f64> = theirs["seconds"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
         their_times.sort_by(f64::total_cmp);
@@ -193,9 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("  (target: tierlog <= 1.5x DuckDB; answers checked equal)");
     for statement in &args.extra {
-        sql(statement)?;
-        let mut times: Vec<Duration> = (0..args.runs).map(|_| sql(statement).map(|(t, _)| t)).collect::<Result<_, _>>()?;
-        times.sort();
+        let (_, times) = timed(statement)?;
         println!("  {:>8.2} ms median  {statement}", ms(median(&times)));
     }
     node.stop()?;
