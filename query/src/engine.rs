@@ -197,7 +197,7 @@ impl QueryEngine {
 
     /// Refuses a plan that reads a stream table `grant` does not cover. Catalog tables
     /// (`information_schema`, `pg_catalog`) hold no log data and stay readable.
-    pub fn authorize(&self, grant: &Grant, plan: &LogicalPlan) -> Result<(), QueryError> {
+    pub(crate) fn authorize(&self, grant: &Grant, plan: &LogicalPlan) -> Result<(), QueryError> {
         if *grant == Grant::All {
             return Ok(());
         }
@@ -226,7 +226,7 @@ impl QueryEngine {
     /// Drives `stream` on the query threads, so a heavy plan never stalls the caller's
     /// runtime, and ends it at the query timeout. `failed` tells which items are errors,
     /// for the query metrics.
-    pub fn spawn<S>(&self, stream: S, protocol: Protocol, started: Instant, failed: fn(&S::Item) -> bool) -> Running<S::Item>
+    pub(crate) fn spawn<S>(&self, stream: S, protocol: Protocol, started: Instant, failed: fn(&S::Item) -> bool) -> Running<S::Item>
     where
         S: Stream + Send + 'static,
         S::Item: Send + 'static,

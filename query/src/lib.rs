@@ -11,7 +11,7 @@ mod pushdown;
 mod search;
 mod table;
 
-pub use access::{Access, Denied, Grant};
-pub use engine::{Outcome, Protocol, QueryEngine, QueryError, QueryResult, Running};
+pub use access::{Access, Grant};
+pub use engine::{Protocol, QueryEngine, QueryError, QueryResult};
 pub use http::{HttpServer, router};
 pub use pg::serve as serve_pg;
