@@ -8,7 +8,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, Volatility, create_udf,
@@ -104,8 +104,10 @@ fn text_query(e: &Expr) -> Option<TextQuery> {
     }
 }
 
+/// A timestamp literal in µs. Only a bare literal: a cast around it could truncate, and
+/// the optimizer folds constant casts before filters reach the scan anyway.
 fn timestamp_us(e: &Expr) -> Option<i64> {
-    match strip_casts(e) {
+    match e {
         Expr::Literal(v, _) => match v {
             ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000_000),
             ScalarValue::TimestampMillisecond(Some(ms), _) => ms.checked_mul(1_000),
@@ -120,7 +122,16 @@ fn timestamp_us(e: &Expr) -> Option<i64> {
 /// `_timestamp <op> literal` (either side) as a bound.
 fn time_bound(e: &Expr) -> Option<TimeBounds> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return None };
-    let is_ts = |e: &Expr| matches!(strip_casts(e), Expr::Column(c) if c.name == "_timestamp");
+    // The column bare, or cast to a timestamp at least as fine (nothing truncated).
+    fn is_ts(e: &Expr) -> bool {
+        match e {
+            Expr::Column(c) => c.name == "_timestamp",
+            Expr::Cast(c) => {
+                matches!(c.field.data_type(), DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)) && is_ts(&c.expr)
+            }
+            _ => false,
+        }
+    }
     let (op, value) = if is_ts(left) {
         (*op, timestamp_us(right)?)
     } else if is_ts(right) {
@@ -152,8 +163,9 @@ fn indexed_column<'a>(e: &Expr, columns: &'a [TableColumn]) -> Option<&'a TableC
     }
 }
 
+/// A literal value, never under a cast (see [`timestamp_us`]).
 fn literal(e: &Expr) -> Option<ScalarValue> {
-    match strip_casts(e) {
+    match e {
         Expr::Literal(ScalarValue::Dictionary(_, inner), _) => Some(inner.as_ref().clone()),
         Expr::Literal(v, _) if !v.is_null() => Some(v.clone()),
         _ => None,
@@ -430,4 +442,49 @@ pub fn matching_docs(searcher: &Searcher, segment: &SegmentReader, queries: &[Bo
         }
     }
     Ok(docs.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::{cast, col, lit};
+
+    use super::*;
+
+    fn columns() -> Vec<TableColumn> {
+        let column = |name: &str, kind| TableColumn { name: name.into(), field: name.into(), kind };
+        vec![
+            column("_timestamp", ColumnKind::Timestamp),
+            column("level", ColumnKind::Keyword),
+            column("rtt", ColumnKind::Float64),
+            column("message", ColumnKind::Stored),
+        ]
+    }
+
+    #[test]
+    fn plain_comparisons_narrow_the_scan() {
+        let c = columns();
+        let inexact = TableProviderFilterPushDown::Inexact;
+        assert_eq!(support(&col("level").eq(lit("INFO")), &c), inexact);
+        assert_eq!(support(&col("level").in_list(vec![lit("a"), lit("b")], false), &c), inexact);
+        assert_eq!(support(&col("rtt").between(lit(0.1), lit(0.2)), &c), inexact);
+        assert_eq!(support(&lit(0.5).lt(col("rtt")), &c), inexact);
+        let micros = ScalarValue::TimestampMicrosecond(Some(10), Some("UTC".into()));
+        assert_eq!(support(&col("_timestamp").gt_eq(lit(micros)), &c), inexact);
+        let p = Pushdown::from_filters(&[col("level").in_list(vec![lit("a"), lit("b")], false)], &c);
+        assert_eq!(p.fields, vec![FieldFilter { field: "level".into(), op: FieldOp::In(vec!["a".into(), "b".into()]) }]);
+    }
+
+    #[test]
+    fn nothing_is_pushed_that_could_drop_a_matching_row() {
+        let c = columns();
+        let unsupported = TableProviderFilterPushDown::Unsupported;
+        // rtt > CAST(1.9 AS BIGINT) is rtt > 1: searching rtt > 1.9 would lose 1.5.
+        assert_eq!(support(&col("rtt").gt(cast(lit(1.9), DataType::Int64)), &c), unsupported);
+        // A cast to seconds truncates the column: its bounds are not the column's.
+        let seconds = cast(col("_timestamp"), DataType::Timestamp(TimeUnit::Second, None));
+        assert_eq!(support(&seconds.eq(lit(ScalarValue::TimestampSecond(Some(10), None))), &c), unsupported);
+        assert_eq!(support(&col("level").not_eq(lit("x")), &c), unsupported);
+        assert_eq!(support(&col("level").in_list(vec![lit("a")], true), &c), unsupported);
+        assert_eq!(support(&col("message").eq(lit("x")), &c), unsupported, "text is matched with match()");
+    }
 }
