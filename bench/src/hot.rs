@@ -1,5 +1,6 @@
-//! Shared by the benchmarks: publish payloads to a fresh topic, and run tierlog's ingest
-//! in this process until the hot tier holds them all.
+//! Shared by the benchmarks: where the data comes from and goes, publishing payloads to a
+//! fresh topic, and running tierlog's ingest in this process until the hot tier holds
+//! them all.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,6 +12,33 @@ use tierlog_hot::HotCatalog;
 use tierlog_ingest::{Compression, Ingest, IngestOptions, Publisher};
 
 use crate::cpu::{Measured, Phase};
+
+/// The broker, the datasets and the topic shape every benchmark takes.
+#[derive(Debug, clap::Args)]
+pub struct Source {
+    /// Kafka brokers.
+    #[arg(long, env = "TIERLOG_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// The shared datasets folder.
+    #[arg(long, default_value = "../shared/datasets")]
+    pub datasets: PathBuf,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+}
+
+impl Source {
+    pub fn kafka(&self) -> KafkaConfig {
+        KafkaConfig { brokers: self.brokers.clone(), ..KafkaConfig::default() }
+    }
+
+    /// Creates `bench-<name>-<pid>` with the configured partitions; its name.
+    pub fn create_topic(&self, name: &str) -> anyhow::Result<String> {
+        let topic = format!("bench-{name}-{}", std::process::id());
+        tokio::runtime::Runtime::new()?.block_on(tierlog_ingest::ensure_topic(&self.kafka(), &topic, self.partitions))?;
+        Ok(topic)
+    }
+}
 
 /// Sends every payload (lz4, round robin over partitions) and waits for the acks.
 pub fn publish(kafka: &KafkaConfig, topic: &str, payloads: &[Vec<u8>]) -> anyhow::Result<Duration> {

@@ -2,7 +2,7 @@
 //! consumer reading the same topic, and produce → searchable latency.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,27 +11,19 @@ use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tierlog_core::config::KafkaConfig;
 use tierlog_ingest::{Compression, Publisher};
 
 use crate::cpu::{Measured, Phase};
-use crate::hot::{HotNode, publish};
+use crate::hot::{HotNode, Source, publish};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Kafka brokers.
-    #[arg(long, env = "TIERLOG_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// The shared datasets folder.
-    #[arg(long, default_value = "../shared/datasets")]
-    datasets: PathBuf,
+    #[command(flatten)]
+    source: Source,
     /// Replays of zeek/dns.json.gz (53,615 records, 26.6 MB each); replay N shifts every
     /// `ts` by N years so no two records are the same.
     #[arg(long, default_value_t = 4)]
     repeat: usize,
-    /// Partitions of the benchmark topic.
-    #[arg(long, default_value_t = 4)]
-    partitions: i32,
     /// Single messages timed from produce to searchable.
     #[arg(long, default_value_t = 20)]
     markers: usize,
@@ -59,27 +51,25 @@ fields = [
 "#;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let payloads = load(&args.datasets.join("zeek/dns.json.gz"), args.repeat)?;
+    let source = &args.source;
+    let payloads = load(&source.datasets.join("zeek/dns.json.gz"), args.repeat)?;
     let num_messages = payloads.len() as u64;
     let num_bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
-    let kafka = KafkaConfig { brokers: args.brokers.clone(), ..KafkaConfig::default() };
-    let topic = format!("bench-ingest-{}", std::process::id());
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(tierlog_ingest::ensure_topic(&kafka, &topic, args.partitions))?;
+    let (kafka, topic) = (source.kafka(), source.create_topic("ingest")?);
     println!(
         "dataset: zeek/dns.json.gz x{} (timestamps shifted per replay) = {num_messages} messages, {:.1} MB of raw JSON",
         args.repeat,
         num_bytes as f64 / 1e6
     );
-    println!("topic {topic}: {} partitions, lz4", args.partitions);
+    println!("topic {topic}: {} partitions, lz4", source.partitions);
 
     let produced = publish(&kafka, &topic, &payloads)?;
     println!("produced in {:.1} s\n", produced.as_secs_f64());
 
-    let bare = bare_consumer(&args.brokers, &topic, args.partitions, num_messages)?;
+    let bare = bare_consumer(&source.brokers, &topic, source.partitions, num_messages)?;
 
     let phase = Phase::start();
-    let node = HotNode::start(&args.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
+    let node = HotNode::start(&source.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
     let tierlog = node.wait_for("dns", num_messages, phase)?;
     let searchable = || node.searchable("dns");
 

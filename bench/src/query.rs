@@ -7,7 +7,7 @@
 //! queried through tierlog's SQL engine; DuckDB loads the same NDJSON file into memory.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,27 +16,19 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use clap::Args as ClapArgs;
 use serde_json::{Value, json};
-use tierlog_core::config::KafkaConfig;
 use tierlog_core::metrics::Metrics;
 use tierlog_query::{Grant, Protocol, QueryEngine};
 
 use crate::cpu::Phase;
-use crate::hot::{HotNode, publish};
+use crate::hot::{HotNode, Source, publish};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Kafka brokers.
-    #[arg(long, env = "TIERLOG_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// The shared datasets folder.
-    #[arg(long, default_value = "../shared/datasets")]
-    datasets: PathBuf,
+    #[command(flatten)]
+    source: Source,
     /// Replays of the 8,000 source lines; 125 make 1,000,000 rows.
     #[arg(long, default_value_t = 125)]
     repeat: usize,
-    /// Partitions of the benchmark topic.
-    #[arg(long, default_value_t = 4)]
-    partitions: i32,
     /// Timed runs of each query (after one warm-up run).
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -119,7 +111,8 @@ const MATCHES: &[&str] = &[
 const ROW_SPACING_MS: i64 = 60;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (lines, skipped) = source_lines(&args.datasets)?;
+    let source = &args.source;
+    let (lines, skipped) = source_lines(&source.datasets)?;
     let payloads = replay(&lines, args.repeat);
     let num_rows = payloads.len() as u64;
     let file = std::env::temp_dir().join(format!("tierlog-bench-query-{}.ndjson", std::process::id()));
@@ -132,12 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         payloads.iter().map(|p| p.len() as f64).sum::<f64>() / 1e6,
     );
 
-    let kafka = KafkaConfig { brokers: args.brokers.clone(), ..KafkaConfig::default() };
-    let topic = format!("bench-query-{}", std::process::id());
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(tierlog_ingest::ensure_topic(&kafka, &topic, args.partitions))?;
-    let produced = publish(&kafka, &topic, &payloads)?;
-    let node = HotNode::start(&args.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
+    let topic = source.create_topic("query")?;
+    let produced = publish(&source.kafka(), &topic, &payloads)?;
+    let node = HotNode::start(&source.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
     let ingested = node.wait_for("logs", num_rows, Phase::start())?;
     let generations = node.catalog.snapshot("logs");
     let segments: usize = generations.iter().map(|g| g.searcher().segment_readers().len()).sum();
@@ -149,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     drop(generations);
 
+    let runtime = tokio::runtime::Runtime::new()?;
     let engine = QueryEngine::new(&node.config.streams, &node.config.query, &node.catalog, &Metrics::new())?;
     let sql = |statement: &str| -> anyhow::Result<(Duration, Vec<RecordBatch>)> {
         let started = Instant::now();
@@ -169,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut samples = Vec::new();
     for statement in MATCHES {
         let (warm, times) = timed(statement)?;
-        println!("  {:>8.2} ms median, {:>5} rows  {statement}", ms(median(&times)), rows(&warm).len().max(count_of(&warm)));
+        println!("  {:>8.2} ms median, {:>5} rows  {statement}", ms(median(&times)), matched(&rows(&warm)));
         samples.extend(times);
     }
     samples.sort();
@@ -291,9 +282,12 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     out
 }
 
-/// The single value of a `count(*)` answer, else 0.
-fn count_of(batches: &[RecordBatch]) -> usize {
-    rows(batches).first().filter(|r| r.len() == 1).and_then(|r| r[0].parse().ok()).unwrap_or(0)
+/// The rows a query matched: the value of a `count(*)` answer, else the rows returned.
+fn matched(rows: &[Vec<String>]) -> usize {
+    match rows {
+        [row] if row.len() == 1 => row[0].parse().unwrap_or(1),
+        rows => rows.len(),
+    }
 }
 
 /// Same keys and counts; timestamps are written differently by the two engines, so

@@ -362,6 +362,13 @@ impl Protocol {
     }
 }
 
+/// Counts a refused credential (missing or wrong token, wrong password).
+pub(crate) fn count_auth_failure(metrics: &Metrics, protocol: Protocol) {
+    metrics
+        .counter("tierlog_auth_failures_total", "Refused credentials by protocol", &[("protocol", protocol.label())])
+        .inc();
+}
+
 /// Counts one query and its latency once it ends.
 struct Report {
     metrics: Metrics,

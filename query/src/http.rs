@@ -19,7 +19,7 @@ use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
 use crate::access::{Access, Grant};
-use crate::engine::{Protocol, QueryEngine, QueryError};
+use crate::engine::{Protocol, QueryEngine, QueryError, count_auth_failure};
 use crate::format::{self, Format};
 
 /// Set on non-JSON answers: "true" when the row limit cut the result.
@@ -59,7 +59,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
             next.run(request).await
         }
         Err(denied) => {
-            state.metrics.counter("tierlog_auth_failures_total", "Refused credentials by protocol", &[("protocol", "http")]).inc();
+            count_auth_failure(&state.metrics, Protocol::Http);
             let mut response = error(StatusCode::UNAUTHORIZED, &denied.to_string()).into_response();
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"tierlog\""));
             response

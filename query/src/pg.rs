@@ -41,7 +41,7 @@ use futures::{Sink, StreamExt};
 use tierlog_core::metrics::Metrics;
 
 use crate::access::{Access, Grant};
-use crate::engine::{Outcome, Protocol, QueryEngine, QueryError};
+use crate::engine::{Outcome, Protocol, QueryEngine, QueryError, count_auth_failure};
 
 /// Serves the engine's tables over the PostgreSQL protocol until the task is dropped.
 pub async fn serve(engine: &QueryEngine, access: &Access, metrics: &Metrics, addr: SocketAddr) -> std::io::Result<()> {
@@ -147,7 +147,7 @@ impl AuthSource for Passwords {
         match self.access.password_of(user) {
             Some(password) => Ok(Password::new(None, password.expose().as_bytes().to_vec())),
             None => {
-                self.metrics.counter("tierlog_auth_failures_total", "Refused credentials by protocol", &[("protocol", "pg")]).inc();
+                count_auth_failure(&self.metrics, Protocol::Pg);
                 Err(PgWireError::InvalidPassword(user.to_string()))
             }
         }
