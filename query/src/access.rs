@@ -51,19 +51,17 @@ pub struct Access {
 
 impl Access {
     pub fn new(config: &QueryConfig) -> Access {
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                let grant = if u.streams.iter().any(|s| s == ALL_STREAMS) {
-                    Grant::All
-                } else {
-                    Grant::Streams { user: u.name.clone(), streams: Arc::new(u.streams.iter().cloned().collect()) }
-                };
-                (u.clone(), grant)
-            })
-            .collect();
+        let users = config.users.iter().map(|u| (u.clone(), Access::grant_for(u))).collect();
         Access { users: Arc::new(users) }
+    }
+
+    /// The grant a configured user holds.
+    pub fn grant_for(user: &UserConfig) -> Grant {
+        if user.streams.iter().any(|s| s == ALL_STREAMS) {
+            Grant::All
+        } else {
+            Grant::Streams { user: user.name.clone(), streams: Arc::new(user.streams.iter().cloned().collect()) }
+        }
     }
 
     /// No users configured: everything is allowed without credentials.

@@ -1,5 +1,6 @@
-//! The SQL surface: a DataFusion session with one table per stream and one per error
-//! table, over the hot tier.
+//! The SQL surface: DataFusion sessions with one table per stream and one per error
+//! table, over the hot tier; one session per limited user holding only its tables.
+//! Statements reach them only through the gate (`gate.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,21 +10,21 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
-use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tierlog_core::config::{QueryConfig, StreamConfig};
 use tierlog_core::metrics::Metrics;
-use tierlog_core::units::HumanDuration;
-use tokio::sync::mpsc;
 use tierlog_core::schema::ERROR_TABLE_SUFFIX;
+use tierlog_core::units::HumanDuration;
 use tierlog_hot::{HotCatalog, StreamSchema};
+use tokio::sync::mpsc;
 
-use crate::access::Grant;
+use crate::access::{Access, Grant};
+use crate::error::{ErrorKind, QueryError};
+use crate::gate::{Gated, SqlParser};
 use crate::table::{StreamTable, TableKind};
 
 /// The SQL catalog, which PostgreSQL clients see as the database name.
@@ -32,7 +33,10 @@ pub const CATALOG: &str = "tierlog";
 /// Answers SQL over every stream's tables, within the `[query]` limits.
 #[derive(Clone)]
 pub struct QueryEngine {
-    ctx: SessionContext,
+    /// Per user with a limited grant, a session holding only that user's tables (so
+    /// `information_schema` and `pg_catalog` list nothing else); `None`: every table.
+    sessions: Arc<HashMap<Option<String>, SessionContext>>,
+    parser: Arc<SqlParser>,
     limits: QueryConfig,
     runtime: Arc<QueryRuntime>,
     /// Each stream's row table schema, in config order.
@@ -64,37 +68,6 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
-/// A refused or failed query, with a message for the user.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    /// Bad SQL, an unknown table, a refused statement, a failed plan, the memory limit.
-    #[error("{0}")]
-    Failed(String),
-    /// The caller's grant does not cover a table the query reads.
-    #[error("{0}")]
-    Denied(String),
-    #[error("{0}")]
-    Timeout(String),
-}
-
-impl QueryError {
-    pub fn new(message: impl Into<String>) -> Self {
-        QueryError::Failed(message.into())
-    }
-
-    pub fn from_display(e: impl std::fmt::Display) -> Self {
-        QueryError::Failed(e.to_string())
-    }
-
-    fn outcome(&self) -> Outcome {
-        match self {
-            QueryError::Failed(_) => Outcome::Error,
-            QueryError::Denied(_) => Outcome::Denied,
-            QueryError::Timeout(_) => Outcome::Timeout,
-        }
-    }
-}
-
 impl QueryEngine {
     pub fn new(
         streams: &[StreamConfig],
@@ -102,55 +75,57 @@ impl QueryEngine {
         catalog: &HotCatalog,
         metrics: &Metrics,
     ) -> Result<QueryEngine, QueryError> {
-        // Clients see the catalog as the database `tierlog` (psql -d tierlog, DBeaver).
-        let config = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, "public");
+        let internal = |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, e.to_string());
         // Sorts, aggregations and joins spill to the temp folder past the pool; what
-        // cannot spill fails with ResourcesExhausted instead of growing.
+        // cannot spill fails with ResourcesExhausted instead of growing. One pool for
+        // every session: the limit is the node's.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_limit.0 as usize)))
             .build_arc()
-            .map_err(|e| QueryError::Failed(e.to_string()))?;
-        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
-        for udf in crate::pushdown::udfs() {
-            ctx.register_udf(udf);
-        }
-        // json_get_str(_attributes, 'user'), `_attributes->>'user'`, json_contains, …
-        datafusion_functions_json::register_all(&mut ctx).map_err(|e| QueryError::Failed(e.to_string()))?;
-        let (mut streams_out, mut tables) = (Vec::new(), HashMap::new());
+            .map_err(|e| internal(&e))?;
+        let (mut streams_out, mut tables) = (Vec::new(), Vec::new());
         for stream in streams {
             let schema = StreamSchema::new(stream);
             for (name, kind) in [
                 (stream.name.clone(), TableKind::Rows),
                 (format!("{}{ERROR_TABLE_SUFFIX}", stream.name), TableKind::Errors),
             ] {
-                let table = StreamTable::new(&stream.name, &schema, kind, catalog.clone());
+                let table = Arc::new(StreamTable::new(&stream.name, &schema, kind, catalog.clone()));
                 if kind == TableKind::Rows {
                     streams_out.push((stream.name.clone(), table.schema()));
                 }
-                tables.insert(name.clone(), stream.name.clone());
-                ctx.register_table(name.as_str(), Arc::new(table)).map_err(|e| QueryError::Failed(e.to_string()))?;
+                tables.push((name, stream.name.clone(), table));
+            }
+        }
+        let mut sessions = HashMap::new();
+        sessions.insert(None, session(&runtime, &tables, &Grant::All)?);
+        for user in &limits.users {
+            let grant = Access::grant_for(user);
+            if grant != Grant::All {
+                sessions.insert(Some(user.name.clone()), session(&runtime, &tables, &grant)?);
             }
         }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let query_runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("query")
             .enable_all()
             .build()
-            .map_err(|e| QueryError::Failed(format!("cannot start the query threads: {e}")))?;
+            .map_err(|e| QueryError::new(ErrorKind::Internal, format!("cannot start the query threads: {e}")))?;
         Ok(QueryEngine {
-            ctx,
+            sessions: Arc::new(sessions),
+            parser: Arc::new(SqlParser::new()),
             limits: limits.clone(),
-            runtime: Arc::new(QueryRuntime(Some(runtime))),
+            runtime: Arc::new(QueryRuntime(Some(query_runtime))),
             streams: streams_out,
-            tables: Arc::new(tables),
+            tables: Arc::new(tables.into_iter().map(|(name, stream, _)| (name, stream)).collect()),
             catalog: catalog.clone(),
             metrics: metrics.clone(),
         })
     }
 
     /// Runs one read-only statement for `grant` within the timeout, keeping at most
-    /// `max_rows`. DDL, DML and statements such as `SET` or `COPY` are refused.
+    /// `max_rows`. Anything but a read is refused by the gate.
     pub async fn sql(
         &self,
         sql: &str,
@@ -159,18 +134,18 @@ impl QueryEngine {
         max_rows: Option<usize>,
     ) -> Result<QueryResult, QueryError> {
         let started = Instant::now();
-        let frame = match self.plan(sql, grant).await {
+        let frame = match self.read(sql, grant).await {
             Ok(frame) => frame,
             Err(e) => {
-                self.record(protocol, e.outcome(), started);
+                self.record(protocol, Outcome::of(&e), started);
                 return Err(e);
             }
         };
         let batches = futures::stream::once(frame.execute_stream()).try_flatten();
-        let mut rows = self.spawn(batches, protocol, started, |b| b.is_err());
+        let mut rows = self.spawn(batches, protocol, started, None, |b| b.is_err());
         let (mut batches, mut num_rows, mut truncated) = (Vec::new(), 0usize, false);
         while let Some(batch) = rows.next().await {
-            let batch = batch?.map_err(|e| self.describe(e))?;
+            let batch = batch?.map_err(|e| self.error(e))?;
             match max_rows {
                 Some(max) if num_rows + batch.num_rows() > max => {
                     batches.push(batch.slice(0, max - num_rows));
@@ -187,46 +162,59 @@ impl QueryEngine {
         Ok(QueryResult { batches, truncated })
     }
 
-    /// Plans a read-only statement and checks that `grant` may read every table in it.
-    async fn plan(&self, sql: &str, grant: &Grant) -> Result<DataFrame, QueryError> {
-        let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, read_only).await.map_err(|e| self.describe(e))?;
-        self.authorize(grant, frame.logical_plan())?;
-        Ok(frame)
+    /// One statement through the gate, which must find it a read.
+    async fn read(&self, sql: &str, grant: &Grant) -> Result<DataFrame, QueryError> {
+        let mut statements = self.parse(sql)?;
+        let statement = match statements.len() {
+            1 => statements.remove(0),
+            0 => return Err(QueryError::new(ErrorKind::Syntax, "empty statement")),
+            n => return Err(QueryError::new(ErrorKind::Syntax, format!("{n} statements: send one at a time"))),
+        };
+        let ctx = self.session_of(grant)?;
+        match self.gate(&ctx, grant, statement).await? {
+            Gated::Read(plan) => ctx.execute_logical_plan(plan).await.map_err(|e| self.error(e)),
+            _ => Err(QueryError::new(
+                ErrorKind::ReadOnly,
+                "tierlog is read-only: only queries are answered over HTTP (SET, SHOW of client settings, \
+                 transactions and cursors belong to a PostgreSQL session)",
+            )),
+        }
     }
 
-    /// Refuses a plan that reads a stream table `grant` does not cover. Catalog tables
-    /// (`information_schema`, `pg_catalog`) hold no log data and stay readable.
-    pub(crate) fn authorize(&self, grant: &Grant, plan: &LogicalPlan) -> Result<(), QueryError> {
-        if *grant == Grant::All {
-            return Ok(());
-        }
-        let mut denied = None;
-        plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && matches!(scan.table_name.schema(), None | Some("public"))
-                && let Some(stream) = self.tables.get(scan.table_name.table())
-                && !grant.allows(stream)
-            {
-                denied = Some(scan.table_name.table().to_string());
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })
-        .map_err(|e| self.describe(e))?;
-        match denied {
-            None => Ok(()),
-            Some(table) => Err(QueryError::Denied(format!(
-                "permission denied: user '{}' may not read table '{table}' (query.users.streams)",
-                grant.user().unwrap_or_default()
-            ))),
-        }
+    pub(crate) fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::sqlparser::ast::Statement>, QueryError> {
+        self.parser.parse(sql)
+    }
+
+    /// The shared session of `grant`'s tables. Nothing run through the gate changes it.
+    pub(crate) fn session_of(&self, grant: &Grant) -> Result<SessionContext, QueryError> {
+        self.sessions
+            .get(&grant.user().map(str::to_string))
+            .cloned()
+            .ok_or_else(|| QueryError::new(ErrorKind::Denied, format!("user '{}' may not query", grant.user().unwrap_or_default())))
+    }
+
+    /// A session of its own for one PostgreSQL connection: its state is a copy, so what
+    /// one connection does to it no other sees.
+    pub(crate) fn private_session(&self, grant: &Grant) -> Result<SessionContext, QueryError> {
+        Ok(SessionContext::new_with_state(self.session_of(grant)?.state()))
+    }
+
+    /// The stream behind a table name of ours.
+    pub(crate) fn stream_of_table(&self, table: &str) -> Option<&str> {
+        self.tables.get(table).map(String::as_str)
     }
 
     /// Drives `stream` on the query threads, so a heavy plan never stalls the caller's
-    /// runtime, and ends it at the query timeout. `failed` tells which items are errors,
-    /// for the query metrics.
-    pub(crate) fn spawn<S>(&self, stream: S, protocol: Protocol, started: Instant, failed: fn(&S::Item) -> bool) -> Running<S::Item>
+    /// runtime, and ends it at the query timeout (or the session's shorter
+    /// `statement_timeout`). `failed` tells which items are errors, for the metrics.
+    pub(crate) fn spawn<S>(
+        &self,
+        stream: S,
+        protocol: Protocol,
+        started: Instant,
+        session_timeout: Option<std::time::Duration>,
+        failed: fn(&S::Item) -> bool,
+    ) -> Running<S::Item>
     where
         S: Stream + Send + 'static,
         S::Item: Send + 'static,
@@ -242,11 +230,15 @@ impl QueryEngine {
                 }
             }
         });
+        let (timeout, setting) = match session_timeout {
+            Some(t) if t < self.limits.timeout.0 => (t, "statement_timeout"),
+            _ => (self.limits.timeout.0, "query.timeout"),
+        };
         Running {
             rx,
             task,
-            deadline: tokio::time::Instant::from_std(started) + self.limits.timeout.0,
-            timeout: self.limits.timeout,
+            deadline: tokio::time::Instant::from_std(started) + timeout,
+            timeout: format!("{} ({setting})", HumanDuration(timeout)),
             failed,
             report: Some(Report { metrics: self.metrics.clone(), protocol, started }),
         }
@@ -255,11 +247,6 @@ impl QueryEngine {
     /// Counts a query that ended before it produced rows.
     pub(crate) fn record(&self, protocol: Protocol, outcome: Outcome, started: Instant) {
         Report { metrics: self.metrics.clone(), protocol, started }.send(outcome);
-    }
-
-    /// The DataFusion session (the PostgreSQL wire serves it directly).
-    pub fn session(&self) -> &SessionContext {
-        &self.ctx
     }
 
     /// Whether `name` is a configured stream.
@@ -312,15 +299,35 @@ impl QueryEngine {
         serde_json::json!({ "streams": streams })
     }
 
-    fn describe(&self, e: DataFusionError) -> QueryError {
-        if let DataFusionError::ResourcesExhausted(detail) = e.find_root() {
-            return QueryError::Failed(format!(
-                "query exceeded memory limit ({} = query.memory_limit): {detail}",
-                self.limits.memory_limit
-            ));
-        }
-        QueryError::Failed(e.to_string())
+    /// A DataFusion error as the user sees it.
+    pub(crate) fn error(&self, e: DataFusionError) -> QueryError {
+        QueryError::from_datafusion(e, &self.limits.memory_limit.to_string())
     }
+}
+
+/// A session over the tables `grant` covers, with tierlog's functions and the
+/// `pg_catalog` that psql and DBeaver read.
+fn session(
+    runtime: &Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    tables: &[(String, String, Arc<StreamTable>)],
+    grant: &Grant,
+) -> Result<SessionContext, QueryError> {
+    let internal = |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, format!("cannot build the SQL session: {e}"));
+    // Clients see the catalog as the database `tierlog` (psql -d tierlog, DBeaver).
+    let config = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, "public");
+    let mut ctx = SessionContext::new_with_config_rt(config, Arc::clone(runtime));
+    for udf in crate::pushdown::udfs() {
+        ctx.register_udf(udf);
+    }
+    // json_get_str(_attributes, 'user'), `_attributes->>'user'`, json_contains, …
+    datafusion_functions_json::register_all(&mut ctx).map_err(|e| internal(&e))?;
+    for (name, stream, table) in tables {
+        if grant.allows(stream) {
+            ctx.register_table(name.as_str(), Arc::clone(table) as Arc<dyn TableProvider>).map_err(|e| internal(&e))?;
+        }
+    }
+    setup_pg_catalog(&ctx, CATALOG, Arc::new(datafusion_postgres::auth::AuthManager::default())).map_err(|e| internal(&e))?;
+    Ok(ctx)
 }
 
 /// How a query ended, as counted in `tierlog_queries_total`.
@@ -335,6 +342,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub(crate) fn of(e: &QueryError) -> Outcome {
+        match e.kind() {
+            ErrorKind::Denied | ErrorKind::ReadOnly | ErrorKind::SettingDenied => Outcome::Denied,
+            ErrorKind::Timeout => Outcome::Timeout,
+            _ => Outcome::Error,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -394,7 +409,8 @@ pub struct Running<T> {
     rx: mpsc::Receiver<T>,
     task: tokio::task::JoinHandle<()>,
     deadline: tokio::time::Instant,
-    timeout: HumanDuration,
+    /// The limit and the setting that set it, for the timeout error.
+    timeout: String,
     failed: fn(&T) -> bool,
     report: Option<Report>,
 }
@@ -407,7 +423,7 @@ impl<T: Send + 'static> Running<T> {
             Err(_) => {
                 self.task.abort(); // stops at the plan's next yield point
                 self.finish(Outcome::Timeout);
-                Some(Err(QueryError::Timeout(format!("query timed out after {} (query.timeout)", self.timeout))))
+                Some(Err(QueryError::new(ErrorKind::Timeout, format!("query timed out after {}", self.timeout))))
             }
             Ok(None) => {
                 self.finish(Outcome::Ok);

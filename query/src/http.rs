@@ -19,7 +19,8 @@ use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
 use crate::access::{Access, Grant};
-use crate::engine::{Protocol, QueryEngine, QueryError, count_auth_failure};
+use crate::engine::{Protocol, QueryEngine, count_auth_failure};
+use crate::error::QueryError;
 use crate::format::{self, Format};
 
 /// Set on non-JSON answers: "true" when the row limit cut the result.
@@ -145,14 +146,10 @@ async fn search(
     }
 }
 
-/// 403 for a table outside the grant, 504 for a timeout, else 400.
+/// The status and body of a refused or failed query (see `error.rs` for the mapping).
 fn query_error(e: &QueryError) -> (StatusCode, Json<Value>) {
-    let status = match e {
-        QueryError::Denied(_) => StatusCode::FORBIDDEN,
-        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        QueryError::Failed(_) => StatusCode::BAD_REQUEST,
-    };
-    error(status, &e.to_string())
+    let kind = e.kind();
+    (kind.http_status(), Json(json!({ "error": e.to_string(), "kind": kind.name(), "sqlstate": kind.sqlstate() })))
 }
 
 fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {

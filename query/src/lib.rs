@@ -4,7 +4,9 @@
 
 mod access;
 mod engine;
+mod error;
 mod format;
+mod gate;
 mod http;
 mod pg;
 mod pushdown;
@@ -12,6 +14,7 @@ mod search;
 mod table;
 
 pub use access::{Access, Grant};
-pub use engine::{Protocol, QueryEngine, QueryError, QueryResult};
+pub use engine::{Protocol, QueryEngine, QueryResult};
+pub use error::{ErrorKind, QueryError};
 pub use http::{HttpServer, router};
 pub use pg::serve as serve_pg;

@@ -1,61 +1,63 @@
-//! The PostgreSQL wire protocol on `node.pg_addr` (datafusion-postgres / pgwire): psql,
-//! BI tools and drivers query the same tables as the HTTP API.
+//! The PostgreSQL wire protocol on `node.pg_addr` (pgwire): psql, BI tools and drivers
+//! query the same tables as the HTTP API.
 //!
-//! datafusion-postgres parses and plans; this module adds what a shared server needs:
-//! - read-only by a statement allow-list: queries, `EXPLAIN`, `SHOW`, `SET` (clients send
-//!   it on connect), transactions and cursors. Everything else (DDL, DML, `COPY`,
-//!   `CREATE EXTERNAL TABLE`) is refused with SQLSTATE 25006;
-//! - passwords from `[[query.users]]`, each user limited to its streams (SQLSTATE 42501);
-//! - result rows produced on the query threads, ended at `query.timeout` (SQLSTATE 57014),
-//!   and counted in the query metrics.
+//! Every statement, simple or extended protocol, goes through the engine's gate
+//! (`gate.rs`), the same as HTTP; this module only speaks the protocol around it:
+//! - each connection holds a session of its own (a copy of its user's, which holds only
+//!   the user's tables), its client settings and its cursors; nothing one connection
+//!   does changes another;
+//! - passwords from `[[query.users]]` (cleartext startup), each user limited to its streams;
+//! - result rows are produced on the query threads, ended at `query.timeout` (or the
+//!   session's shorter `statement_timeout`), and counted in the query metrics;
+//! - refusals carry the SQLSTATE of their kind (`error.rs`): 42501 outside the grant,
+//!   25006 for anything but a read, 42601 for bad SQL.
+//!
+//! datafusion-postgres is used for what it is good at: the `pg_catalog` tables, the
+//! PostgreSQL SQL rewrites, and Arrow ↔ pg value encoding.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
-use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::hooks::cursor::CursorStatementHook;
-use datafusion_postgres::hooks::set_show::SetShowHook;
-use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters;
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use datafusion_postgres::pgwire::api::auth::cleartext::CleartextPasswordAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
-use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{QueryResponse, Response};
+use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::messages::response::TransactionStatus;
+use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use datafusion_postgres::{DfSessionService, Parser, QueryHook, ServerOptions};
-use futures::{Sink, StreamExt};
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::ServerOptions;
+use futures::{Sink, SinkExt, StreamExt};
 use tierlog_core::metrics::Metrics;
+use tokio::sync::Mutex;
 
 use crate::access::{Access, Grant};
-use crate::engine::{Outcome, Protocol, QueryEngine, QueryError, count_auth_failure};
+use crate::engine::{Outcome, Protocol, QueryEngine, Running, count_auth_failure};
+use crate::error::{ErrorKind, QueryError};
+use crate::gate::{ClientSetting, Gated};
 
 /// Serves the engine's tables over the PostgreSQL protocol until the task is dropped.
 pub async fn serve(engine: &QueryEngine, access: &Access, metrics: &Metrics, addr: SocketAddr) -> std::io::Result<()> {
-    let ctx = Arc::new(engine.session().clone());
-    // The pg_catalog tables psql's \d and DBeaver read on connect.
-    setup_pg_catalog(&ctx, crate::engine::CATALOG, Arc::new(datafusion_postgres::auth::AuthManager::default()))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let options = ServerOptions::new().with_host(addr.ip().to_string()).with_port(addr.port());
-    let hooks: Vec<Arc<dyn QueryHook>> = vec![
-        Arc::new(Guard { engine: engine.clone(), access: access.clone() }),
-        Arc::new(CursorStatementHook),
-        Arc::new(SetShowHook),
-        Arc::new(TransactionStatementHook),
-    ];
     let connections = Arc::new(ConnectionManager::new());
     let startup = if access.is_open() {
         Startup::Open(Open { connections: connections.clone() })
@@ -67,11 +69,10 @@ pub async fn serve(engine: &QueryEngine, access: &Access, metrics: &Metrics, add
                 .with_connection_manager(connections.clone()),
         )
     };
+    let wire = Arc::new(Wire { engine: engine.clone(), access: access.clone() });
+    let service = Arc::new(Service { parser: Arc::new(PgParser { wire: Arc::clone(&wire) }), wire });
     let handlers = Handlers {
-        service: Arc::new(Service {
-            inner: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
-            engine: engine.clone(),
-        }),
+        service: service.clone(),
         startup: Arc::new(startup),
         cancel: Arc::new(DefaultCancelHandler::new(connections)),
     };
@@ -154,28 +155,250 @@ impl AuthSource for Passwords {
     }
 }
 
-/// datafusion-postgres' session, with result rows driven by the query engine.
-struct Service {
-    inner: Arc<DfSessionService>,
-    engine: QueryEngine,
+
+/// What one connection holds: its own session over its user's tables, and its cursors.
+/// Kept in the connection's extensions, so it ends with the connection.
+struct Connection {
+    ctx: SessionContext,
+    grant: Grant,
+    cursors: Mutex<HashMap<String, Cursor>>,
 }
 
-impl Service {
-    /// Moves a result's rows onto the query threads, under the timeout and metrics.
-    fn guard(&self, response: Response, started: Instant) -> Response {
-        let Response::Query(query) = response else { return response };
-        let QueryResponse { command_tag, row_schema, data_rows, .. } = query;
-        let running = self.engine.spawn(data_rows, Protocol::Pg, started, |row| row.is_err());
-        let rows = running.into_stream().map(|item| item.unwrap_or_else(|e| Err(pg_error(&e))));
-        let mut guarded = QueryResponse::new(row_schema, rows);
-        guarded.set_command_tag(&command_tag);
-        Response::Query(guarded)
+/// An open cursor: the rows of a query not fetched yet.
+struct Cursor {
+    schema: SchemaRef,
+    rows: Running<Result<RecordBatch, DataFusionError>>,
+    /// The part of a batch a FETCH did not take.
+    pending: Option<RecordBatch>,
+    /// `WITH HOLD`: survives the end of the transaction.
+    hold: bool,
+}
+
+impl Cursor {
+    /// Up to `count` rows (all the rest with `None`).
+    async fn take(&mut self, count: Option<usize>, engine: &QueryEngine) -> Result<Vec<RecordBatch>, QueryError> {
+        let (mut out, mut taken) = (Vec::new(), 0usize);
+        while count.is_none_or(|c| taken < c) {
+            let batch = match self.pending.take() {
+                Some(batch) => batch,
+                None => match self.rows.next().await {
+                    None => break,
+                    Some(item) => item?.map_err(|e| engine.error(e))?,
+                },
+            };
+            let want = count.map_or(batch.num_rows(), |c| c - taken);
+            if batch.num_rows() > want {
+                self.pending = Some(batch.slice(want, batch.num_rows() - want));
+                out.push(batch.slice(0, want));
+                taken += want;
+            } else {
+                taken += batch.num_rows();
+                out.push(batch);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The statement of the extended protocol: what the gate made of it at Parse, so
+/// Describe, Bind and Execute never see an unchecked statement.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    gated: Gated,
+    /// For `FETCH`: the cursor's columns, known at Parse.
+    fetch_schema: Option<SchemaRef>,
+}
+
+/// The protocol side of the gate, shared by the simple and extended handlers and the
+/// extended protocol's parser.
+struct Wire {
+    engine: QueryEngine,
+    access: Access,
+}
+
+struct Service {
+    wire: Arc<Wire>,
+    parser: Arc<PgParser>,
+}
+
+fn pg_error(e: &QueryError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+fn error_info(e: &QueryError) -> ErrorInfo {
+    ErrorInfo::new("ERROR".into(), e.kind().sqlstate().into(), e.to_string())
+}
+
+impl Wire {
+    /// The connection's own state, made on its first statement.
+    fn connection<C: ClientInfo + ?Sized>(&self, client: &C) -> Result<Arc<Connection>, QueryError> {
+        if let Some(connection) = client.session_extensions().get::<Connection>() {
+            return Ok(connection);
+        }
+        let user = client.metadata().get("user").map(String::as_str).unwrap_or_default();
+        let grant = self
+            .access
+            .grant_of(user)
+            .ok_or_else(|| QueryError::new(ErrorKind::Denied, format!("user '{user}' may not query")))?;
+        let ctx = self.engine.private_session(&grant)?;
+        client.session_extensions().insert(Connection { ctx, grant, cursors: Mutex::default() });
+        Ok(client.session_extensions().get::<Connection>().expect("just inserted"))
     }
 
-    fn failed(&self, e: &PgWireError, started: Instant) {
-        let denied = matches!(e, PgWireError::UserError(info) if info.code == INSUFFICIENT_PRIVILEGE);
-        self.engine.record(Protocol::Pg, if denied { Outcome::Denied } else { Outcome::Error }, started);
+    /// Parses and gates one statement of either protocol.
+    async fn prepare<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        statement: datafusion::sql::sqlparser::ast::Statement,
+    ) -> Result<Prepared, QueryError> {
+        let connection = self.connection(client)?;
+        let gated = self.engine.gate(&connection.ctx, &connection.grant, statement).await?;
+        let fetch_schema = match &gated {
+            Gated::Fetch { cursor, .. } => Some(
+                connection.cursors.lock().await.get(cursor).map(|c| Arc::clone(&c.schema)).ok_or_else(|| no_cursor(cursor))?,
+            ),
+            _ => None,
+        };
+        Ok(Prepared { gated, fetch_schema })
     }
+
+    /// Runs a gated statement: rows with the client's `format`, or a command tag.
+    async fn run<C>(&self, client: &mut C, prepared: Prepared, format: &Format, started: Instant) -> Result<Response, QueryError>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let connection = self.connection(client)?;
+        // After an error, PostgreSQL runs nothing but the end of the transaction.
+        if client.transaction_status() == TransactionStatus::Error && !matches!(prepared.gated, Gated::Commit | Gated::Rollback) {
+            return Err(QueryError::new(
+                ErrorKind::InFailedTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let session_timeout = session_timeout(client);
+        Ok(match prepared.gated {
+            Gated::Read(plan) => {
+                let fields = Arc::new(pg_fields(plan.schema().as_arrow(), format, &options)?);
+                let batches = self.execute(&connection.ctx, plan, started, session_timeout).await?;
+                let engine = self.engine.clone();
+                let encoded = Arc::clone(&fields);
+                let rows = batches
+                    .into_stream()
+                    .map(move |item| -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> {
+                        match item.and_then(|b| b.map_err(|e| engine.error(e))) {
+                            Ok(batch) => encode_recordbatch(Arc::clone(&encoded), batch),
+                            Err(e) => Box::new(std::iter::once(Err(pg_error(&e)))),
+                        }
+                    })
+                    .flat_map(futures::stream::iter);
+                Response::Query(QueryResponse::new(fields, rows))
+            }
+            Gated::Set { setting, value } => {
+                client.metadata_mut().insert(setting.key().to_string(), value.clone());
+                if let Some(name) = setting.reported_name() {
+                    let status = PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.to_string(), value));
+                    client.send(status).await.map_err(|e| QueryError::new(ErrorKind::Internal, PgWireError::from(e).to_string()))?;
+                }
+                Response::Execution(Tag::new("SET"))
+            }
+            Gated::Show(setting) => {
+                let value = client.metadata().get(setting.key()).cloned().unwrap_or_else(|| setting.default_value().to_string());
+                let value = if setting == ClientSetting::StatementTimeout && value != "0" { format!("{value}ms") } else { value };
+                Response::Query(one_value(setting.key(), &value)?)
+            }
+            Gated::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+            Gated::Commit | Gated::Rollback => {
+                // Cursors without HOLD end with their transaction.
+                connection.cursors.lock().await.retain(|_, c| c.hold);
+                let failed = client.transaction_status() == TransactionStatus::Error;
+                Response::TransactionEnd(Tag::new(if matches!(prepared.gated, Gated::Commit) && !failed { "COMMIT" } else { "ROLLBACK" }))
+            }
+            Gated::Declare { cursor, plan, hold } => {
+                let mut cursors = connection.cursors.lock().await;
+                if cursors.contains_key(&cursor) {
+                    return Err(QueryError::new(ErrorKind::UndefinedCursor, format!("cursor \"{cursor}\" already exists")));
+                }
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                let rows = self.execute(&connection.ctx, plan, started, session_timeout).await?;
+                cursors.insert(cursor, Cursor { schema, rows, pending: None, hold });
+                Response::Execution(Tag::new("DECLARE CURSOR"))
+            }
+            Gated::Fetch { cursor, count } => {
+                let mut cursors = connection.cursors.lock().await;
+                let open = cursors.get_mut(&cursor).ok_or_else(|| no_cursor(&cursor))?;
+                let fields = Arc::new(pg_fields(&open.schema, format, &options)?);
+                let batches = open.take(count, &self.engine).await?;
+                let rows: Vec<PgWireResult<DataRow>> =
+                    batches.into_iter().flat_map(|b| encode_recordbatch(Arc::clone(&fields), b)).collect();
+                let mut response = QueryResponse::new(fields, futures::stream::iter(rows));
+                response.set_command_tag("FETCH");
+                Response::Query(response)
+            }
+            Gated::Close(cursor) => {
+                let mut cursors = connection.cursors.lock().await;
+                match cursor {
+                    None => cursors.clear(),
+                    Some(name) => {
+                        cursors.remove(&name).ok_or_else(|| no_cursor(&name))?;
+                    }
+                }
+                Response::Execution(Tag::new("CLOSE CURSOR"))
+            }
+            Gated::Discard(tag) => {
+                connection.cursors.lock().await.clear();
+                Response::Execution(Tag::new(tag))
+            }
+        })
+    }
+
+    /// Starts a checked read on the query threads.
+    async fn execute(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        started: Instant,
+        session_timeout: Option<Duration>,
+    ) -> Result<Running<Result<RecordBatch, DataFusionError>>, QueryError> {
+        let frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.engine.error(e))?;
+        let batches = futures::stream::once(frame.execute_stream()).flat_map(|stream| match stream {
+            Ok(stream) => stream.boxed(),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        });
+        Ok(self.engine.spawn(batches, Protocol::Pg, started, session_timeout, |b| b.is_err()))
+    }
+
+    /// Counts a statement that failed before producing rows, and turns it into a pg error.
+    fn failed(&self, e: QueryError, started: Instant) -> PgWireError {
+        self.engine.record(Protocol::Pg, Outcome::of(&e), started);
+        pg_error(&e)
+    }
+}
+
+fn no_cursor(name: &str) -> QueryError {
+    QueryError::new(ErrorKind::UndefinedCursor, format!("cursor \"{name}\" does not exist"))
+}
+
+/// The session's `statement_timeout`, when set.
+fn session_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
+    let ms: u64 = client.metadata().get(ClientSetting::StatementTimeout.key())?.parse().ok()?;
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+fn pg_fields(schema: &arrow::datatypes::Schema, format: &Format, options: &Arc<FormatOptions>) -> Result<Vec<FieldInfo>, QueryError> {
+    arrow_schema_to_pg_fields(schema, format, Some(Arc::clone(options))).map_err(|e| QueryError::new(ErrorKind::Unsupported, e.to_string()))
+}
+
+/// A one-row, one-column text answer (`SHOW`).
+fn one_value(name: &str, value: &str) -> Result<QueryResponse, QueryError> {
+    let fields = Arc::new(vec![FieldInfo::new(name.to_string(), None, None, Type::VARCHAR, FieldFormat::Text)]);
+    let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
+    encoder.encode_field(&Some(value)).map_err(|e| QueryError::new(ErrorKind::Internal, e.to_string()))?;
+    let row = encoder.take_row();
+    let mut response = QueryResponse::new(fields, futures::stream::iter([Ok(row)]));
+    response.set_command_tag("SHOW");
+    Ok(response)
 }
 
 #[async_trait]
@@ -187,150 +410,138 @@ impl SimpleQueryHandler for Service {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let wire = &self.wire;
         let started = Instant::now();
-        match SimpleQueryHandler::do_query(&*self.inner, client, query).await {
-            Ok(responses) => Ok(responses.into_iter().map(|r| self.guard(r, started)).collect()),
-            Err(e) => {
-                self.failed(&e, started);
-                Err(e)
+        let statements = wire.engine.parse(query).map_err(|e| wire.failed(e, started))?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let started = Instant::now();
+            let result = match wire.prepare(client, statement).await {
+                Ok(prepared) => wire.run(client, prepared, &Format::UnifiedText, started).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(response) => responses.push(response),
+                Err(e) => {
+                    // Like PostgreSQL: the statements after a failed one do not run.
+                    wire.engine.record(Protocol::Pg, Outcome::of(&e), started);
+                    responses.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
             }
         }
+        Ok(responses)
     }
+}
+
+/// Parses and gates at the extended protocol's Parse, with the connection's session.
+struct PgParser {
+    wire: Arc<Wire>,
+}
+
+#[async_trait]
+impl QueryParser for PgParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let started = Instant::now();
+        let service = &self.wire;
+        let mut statements = service.engine.parse(sql).map_err(|e| service.failed(e, started))?;
+        let statement = match statements.len() {
+            0 => return Ok(None),
+            1 => statements.remove(0),
+            _ => {
+                let e = QueryError::new(ErrorKind::Syntax, "cannot insert multiple commands into a prepared statement");
+                return Err(service.failed(e, started));
+            }
+        };
+        service.prepare(client, statement).await.map(Some).map_err(|e| service.failed(e, started))
+    }
+
+    fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
+        let Some(plan) = prepared.plan() else { return Ok(vec![]) };
+        parameter_types(plan)?
+            .into_iter()
+            .map(|t| t.map_or(Ok(Type::UNKNOWN), |t| into_pg_type(&t)))
+            .collect()
+    }
+
+    fn get_result_schema(&self, prepared: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        let format = format.unwrap_or(&Format::UnifiedText);
+        let schema = match (&prepared.gated, &prepared.fetch_schema) {
+            (Gated::Read(plan), _) => Arc::new(plan.schema().as_arrow().clone()),
+            (Gated::Fetch { .. }, Some(schema)) => Arc::clone(schema),
+            (Gated::Show(setting), _) => {
+                return Ok(vec![FieldInfo::new(setting.key().to_string(), None, None, Type::VARCHAR, format.format_for(0))]);
+            }
+            _ => return Ok(vec![]),
+        };
+        arrow_schema_to_pg_fields(&schema, format, None)
+    }
+}
+
+impl Prepared {
+    /// The plan whose `$n` parameters a Bind fills.
+    fn plan(&self) -> Option<&LogicalPlan> {
+        match &self.gated {
+            Gated::Read(plan) | Gated::Declare { plan, .. } => Some(plan),
+            _ => None,
+        }
+    }
+
+    /// Puts the bound values in place of `$1 … $n`. Values are literals: the checked
+    /// plan keeps its shape.
+    fn bind(&mut self, values: &datafusion::common::ParamValues) -> Result<(), DataFusionError> {
+        if let Gated::Read(plan) | Gated::Declare { plan, .. } = &mut self.gated {
+            *plan = plan.clone().replace_params_with_values(values)?;
+        }
+        Ok(())
+    }
+}
+
+/// The types of `$1 … $n`, in order (`None` where DataFusion cannot tell).
+fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<arrow::datatypes::DataType>>> {
+    let types = plan.get_parameter_types().map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let mut numbered: Vec<(usize, Option<arrow::datatypes::DataType>)> =
+        types.into_iter().filter_map(|(name, t)| Some((name.strip_prefix('$')?.parse().ok()?, t))).collect();
+    numbered.sort_by_key(|(n, _)| *n);
+    Ok(numbered.into_iter().map(|(_, t)| t).collect())
 }
 
 #[async_trait]
 impl ExtendedQueryHandler for Service {
-    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = Parser;
+    type Statement = Prepared;
+    type QueryParser = PgParser;
 
-    fn query_parser(&self) -> Arc<Parser> {
-        self.inner.query_parser()
+    fn query_parser(&self) -> Arc<PgParser> {
+        Arc::clone(&self.parser)
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::PortalStore: PortalStore<Statement = Prepared>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // pgwire keeps the portal's rows and hands them out `max_rows` at a time.
         let started = Instant::now();
-        match ExtendedQueryHandler::do_query(&*self.inner, client, portal, max_rows).await {
-            Ok(response) => Ok(self.guard(response, started)),
-            Err(e) => {
-                self.failed(&e, started);
-                Err(e)
-            }
+        let mut prepared = portal.statement.statement.clone();
+        if portal.parameter_len() > 0 {
+            let Some(plan) = prepared.plan() else {
+                return Err(self.wire.failed(QueryError::new(ErrorKind::Syntax, "this statement takes no parameters"), started));
+            };
+            let types = parameter_types(plan)?;
+            let types: Vec<Option<&arrow::datatypes::DataType>> = types.iter().map(Option::as_ref).collect();
+            let values = deserialize_parameters(portal, &types)?;
+            prepared.bind(&values).map_err(|e| self.wire.failed(self.wire.engine.error(e), started))?;
         }
-    }
-}
-
-/// SQLSTATE of a statement outside the caller's grant.
-const INSUFFICIENT_PRIVILEGE: &str = "42501";
-
-fn pg_error(e: &QueryError) -> PgWireError {
-    let code = match e {
-        QueryError::Denied(_) => INSUFFICIENT_PRIVILEGE,
-        QueryError::Timeout(_) => "57014", // query_canceled
-        QueryError::Failed(_) => "XX000",
-    };
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), e.to_string())))
-}
-
-/// Refuses statements outside the allow-list and tables outside the user's grant.
-struct Guard {
-    engine: QueryEngine,
-    access: Access,
-}
-
-impl Guard {
-    fn grant(&self, client: &(dyn ClientInfo + Send + Sync)) -> Result<Grant, PgWireError> {
-        let user = client.metadata().get("user").map(String::as_str).unwrap_or_default();
-        self.access.grant_of(user).ok_or_else(|| pg_error(&QueryError::Denied(format!("user '{user}' may not query"))))
-    }
-
-    fn check(&self, client: &(dyn ClientInfo + Send + Sync), plan: &LogicalPlan) -> PgWireResult<()> {
-        let grant = self.grant(client)?;
-        self.engine.authorize(&grant, plan).map_err(|e| pg_error(&e))
-    }
-}
-
-fn allowed(statement: &Statement) -> bool {
-    matches!(
-        statement,
-        Statement::Query(_)
-            | Statement::Explain { .. }
-            | Statement::ExplainTable { .. }
-            | Statement::ShowVariable { .. }
-            | Statement::ShowVariables { .. }
-            | Statement::ShowTables { .. }
-            | Statement::ShowColumns { .. }
-            | Statement::Set(_)
-            | Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. }
-            | Statement::Declare { .. }
-            | Statement::Fetch { .. }
-            | Statement::Close { .. }
-            | Statement::Deallocate { .. }
-            | Statement::Discard { .. }
-    )
-}
-
-fn refuse(statement: &Statement) -> PgWireError {
-    let text = statement.to_string();
-    let head: String = text.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".into(),
-        "25006".into(), // read_only_sql_transaction
-        format!("tierlog is read-only: '{head} …' is not allowed (only queries)"),
-    )))
-}
-
-#[async_trait]
-impl QueryHook for Guard {
-    async fn handle_simple_query(
-        &self,
-        statement: &Statement,
-        ctx: &SessionContext,
-        client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        if !allowed(statement) {
-            return Some(Err(refuse(statement)));
-        }
-        if self.access.is_open() || !matches!(statement, Statement::Query(_) | Statement::Explain { .. }) {
-            return None;
-        }
-        // Plan once more to see which tables it reads; planning reads no data.
-        let plan = match ctx.state().statement_to_plan(DFStatement::Statement(Box::new(statement.clone()))).await {
-            Ok(plan) => plan,
-            Err(_) => return None, // the session reports the planning error itself
-        };
-        let client: &(dyn ClientInfo + Send + Sync) = client;
-        self.check(client, &plan).err().map(Err)
-    }
-
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        _ctx: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        (!allowed(statement)).then(|| Err(refuse(statement)))
-    }
-
-    async fn handle_extended_query(
-        &self,
-        statement: &Statement,
-        plan: &LogicalPlan,
-        _params: &ParamValues,
-        _ctx: &SessionContext,
-        client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        if !allowed(statement) {
-            return Some(Err(refuse(statement)));
-        }
-        let client: &(dyn ClientInfo + Send + Sync) = client;
-        self.check(client, plan).err().map(Err)
+        self.wire.run(client, prepared, &portal.result_column_format, started).await.map_err(|e| self.wire.failed(e, started))
     }
 }

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::access::Grant;
-use crate::engine::{Protocol, QueryEngine, QueryError};
+use crate::engine::{Protocol, QueryEngine};
+use crate::error::{ErrorKind, QueryError};
 use crate::format::{Format, encode};
 
 /// The search request, as given in the URL.
@@ -48,7 +49,7 @@ fn literal(s: &str) -> String {
 
 pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, max_rows: usize) -> Result<Value, QueryError> {
     if !engine.has_stream(&req.stream) {
-        return Err(QueryError::new(format!("unknown stream '{}'", req.stream)));
+        return Err(QueryError::new(ErrorKind::UndefinedTable, format!("unknown stream '{}'", req.stream)));
     }
     let mut conditions = Vec::new();
     let q = req.q.trim();
@@ -68,7 +69,7 @@ pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, ma
     let hits = engine
         .sql(&format!("SELECT * FROM {table} {filter} ORDER BY _timestamp DESC LIMIT {limit}"), grant, Protocol::Http, Some(limit))
         .await?;
-    let hits: Value = serde_json::from_slice(&encode(Format::Json, &hits.batches).map_err(QueryError::from_display)?)
+    let hits: Value = serde_json::from_slice(&encode(Format::Json, &hits.batches).map_err(internal)?)
         .unwrap_or_else(|_| json!([]));
 
     let summary = engine
@@ -110,7 +111,7 @@ pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, ma
                 None,
             )
             .await?;
-        serde_json::from_slice(&encode(Format::Json, &result.batches).map_err(QueryError::from_display)?)
+        serde_json::from_slice(&encode(Format::Json, &result.batches).map_err(internal)?)
             .unwrap_or_else(|_| json!([]))
     };
     Ok(json!({
@@ -123,7 +124,11 @@ pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, ma
 }
 
 fn first_row(batches: &[arrow::record_batch::RecordBatch]) -> Result<Value, QueryError> {
-    let rows: Value = serde_json::from_slice(&encode(Format::Json, batches).map_err(QueryError::from_display)?)
-        .map_err(QueryError::from_display)?;
+    let rows: Value = serde_json::from_slice(&encode(Format::Json, batches).map_err(internal)?)
+        .map_err(internal)?;
     Ok(rows.get(0).cloned().unwrap_or(Value::Null))
+}
+
+fn internal(e: impl std::fmt::Display) -> QueryError {
+    QueryError::new(ErrorKind::Internal, e.to_string())
 }
