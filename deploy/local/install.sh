@@ -3,8 +3,9 @@
 #   - Debian packages: cmake + curl headers (librdkafka is built from source)
 #   - tansu (Kafka-protocol broker), built with cargo into $TIERLOG_CACHE/tansu-<version>
 #   - moto_server (S3-protocol server) in a virtualenv under $TIERLOG_CACHE
+#   - the tests' independent clients (Python psycopg) in a virtualenv under $TIERLOG_CACHE
 #   - duckdb (Python), the query benchmark's baseline: only with the `duckdb` target
-# Usage: install.sh [all|packages|tansu|moto|duckdb]   (default: all, without duckdb)
+# Usage: install.sh [all|packages|tansu|moto|clients|duckdb]   (default: all, without duckdb)
 #        install.sh duckdb prints the venv's python on stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +33,15 @@ install_moto() {
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 }
 
+install_clients() {
+  if [[ ! -x $TEST_PY_VENV/bin/python ]] || ! "$TEST_PY_VENV/bin/python" -c 'import psycopg' 2>/dev/null; then
+    log "installing test clients ($TEST_PY_PACKAGES) into $TEST_PY_VENV"
+    rm -rf "$TEST_PY_VENV" && python3 -m venv "$TEST_PY_VENV"
+    # shellcheck disable=SC2086 # the list is words
+    "$TEST_PY_VENV/bin/pip" install --quiet --disable-pip-version-check $TEST_PY_PACKAGES
+  fi
+}
+
 install_duckdb() {
   if [[ ! -x $DUCKDB_VENV/bin/python ]] || ! "$DUCKDB_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
     log "installing duckdb $DUCKDB_VERSION into $DUCKDB_VENV"
@@ -42,10 +52,11 @@ install_duckdb() {
 }
 
 case "${1:-all}" in
-  all) install_packages; install_moto; install_tansu ;;
+  all) install_packages; install_moto; install_clients; install_tansu ;;
   packages) install_packages ;;
   tansu) install_tansu ;;
   moto) install_moto ;;
+  clients) install_clients ;;
   duckdb) install_duckdb ;;
-  *) die "unknown target '$1' (all|packages|tansu|moto|duckdb)" ;;
+  *) die "unknown target '$1' (all|packages|tansu|moto|clients|duckdb)" ;;
 esac

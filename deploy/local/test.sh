@@ -30,6 +30,8 @@ cleanup() {
 trap cleanup EXIT
 TIERLOG_KAFKA_PORT=free TIERLOG_S3_PORT=free "$here/services.sh" start all
 eval "$("$here/services.sh" env)"
+# The Python with the tests' independent clients (psycopg).
+export TIERLOG_TEST_PYTHON=$TEST_PY_VENV/bin/python
 
 log "running tests"
 status=0

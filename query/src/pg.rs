@@ -36,8 +36,8 @@ use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use datafusion_postgres::pgwire::api::stmt::QueryParser;
-use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
+use datafusion_postgres::pgwire::api::store::{MemPortalStore, PortalStore};
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::DataRow;
@@ -265,7 +265,8 @@ impl Wire {
     /// Runs a gated statement: rows with the client's `format`, or a command tag.
     async fn run<C>(&self, client: &mut C, prepared: Prepared, format: &Format, started: Instant) -> Result<Response, QueryError>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let connection = self.connection(client)?;
@@ -311,7 +312,12 @@ impl Wire {
             Gated::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             Gated::Commit | Gated::Rollback => {
                 // Cursors without HOLD end with their transaction.
-                connection.cursors.lock().await.retain(|_, c| c.hold);
+                let mut cursors = connection.cursors.lock().await;
+                let ended: Vec<String> = cursors.iter().filter(|(_, c)| !c.hold).map(|(name, _)| name.clone()).collect();
+                for name in ended {
+                    cursors.remove(&name);
+                    cursor_portal(client, &name, None);
+                }
                 let failed = client.transaction_status() == TransactionStatus::Error;
                 Response::TransactionEnd(Tag::new(if matches!(prepared.gated, Gated::Commit) && !failed { "COMMIT" } else { "ROLLBACK" }))
             }
@@ -322,6 +328,7 @@ impl Wire {
                 }
                 let schema = Arc::new(plan.schema().as_arrow().clone());
                 let rows = self.execute(&connection.ctx, plan, started, session_timeout).await?;
+                cursor_portal(client, &cursor, Some(&schema));
                 cursors.insert(cursor, Cursor { schema, rows, pending: None, hold });
                 Response::Execution(Tag::new("DECLARE CURSOR"))
             }
@@ -339,15 +346,25 @@ impl Wire {
             Gated::Close(cursor) => {
                 let mut cursors = connection.cursors.lock().await;
                 match cursor {
-                    None => cursors.clear(),
+                    None => {
+                        for name in cursors.keys() {
+                            cursor_portal(client, name, None);
+                        }
+                        cursors.clear();
+                    }
                     Some(name) => {
                         cursors.remove(&name).ok_or_else(|| no_cursor(&name))?;
+                        cursor_portal(client, &name, None);
                     }
                 }
                 Response::Execution(Tag::new("CLOSE CURSOR"))
             }
             Gated::Discard(tag) => {
-                connection.cursors.lock().await.clear();
+                let mut cursors = connection.cursors.lock().await;
+                for name in cursors.keys() {
+                    cursor_portal(client, name, None);
+                }
+                cursors.clear();
                 Response::Execution(Tag::new(tag))
             }
         })
@@ -373,6 +390,24 @@ impl Wire {
     fn failed(&self, e: QueryError, started: Instant) -> PgWireError {
         self.engine.record(Protocol::Pg, Outcome::of(&e), started);
         pg_error(&e)
+    }
+}
+
+/// A cursor is also a portal of the protocol (libpq's `PQdescribePortal`, which psycopg
+/// uses for a named cursor's columns): adds it with `schema`, or removes it.
+fn cursor_portal<C>(client: &C, name: &str, schema: Option<&SchemaRef>)
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    let Some(store) = client.portal_store().as_any().downcast_ref::<MemPortalStore<Prepared>>() else { return };
+    match schema {
+        Some(schema) => {
+            let prepared = Prepared { gated: Gated::Fetch { cursor: name.to_string(), count: None }, fetch_schema: Some(Arc::clone(schema)) };
+            let statement = Arc::new(StoredStatement::new(name.to_string(), prepared, vec![]));
+            store.put_portal(Arc::new(Portal::new_cursor(name.to_string(), statement)));
+        }
+        None => store.rm_portal(name),
     }
 }
 
