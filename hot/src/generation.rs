@@ -43,13 +43,29 @@ impl fmt::Display for GenerationId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GenerationState {
     /// Takes writes.
     Active,
     /// Rolled over: read-only, waiting to migrate to the cold tier.
     Sealed,
+    /// Not this version's to change: `generation.json` is unreadable, or names a state
+    /// that a newer version wrote. Its committed rows are read; this version never
+    /// writes, seals, migrates or removes it.
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for GenerationState {
+    /// A state this version does not know is `Unknown`, not an error: a newer version
+    /// may add states, and an older one must then keep its hands off, not delete.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Ok(match String::deserialize(deserializer)?.as_str() {
+            "active" => GenerationState::Active,
+            "sealed" => GenerationState::Sealed,
+            _ => GenerationState::Unknown,
+        })
+    }
 }
 
 /// The sidecar file of a generation.
@@ -72,15 +88,25 @@ impl GenerationMeta {
         serde_json::from_str(&text).map_err(|e| HotError::Corrupt { path, reason: e.to_string() })
     }
 
-    /// Writes atomically: a crash leaves the old file or the new one, never half.
+    /// Writes atomically and durably: a crash leaves the old file or the new one, never
+    /// half, and the rename itself survives a power cut (the folder is synced too).
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(META_FILE);
+        if self.state == GenerationState::Unknown {
+            return Err(HotError::Corrupt { path, reason: "refusing to overwrite a generation this version does not know".into() });
+        }
         let tmp = dir.join(format!("{META_FILE}.tmp"));
         let text = serde_json::to_string_pretty(self).expect("meta serializes");
         std::fs::write(&tmp, text).map_err(|source| HotError::io(&tmp, source))?;
         std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|source| HotError::io(&tmp, source))?;
         std::fs::rename(&tmp, &path).map_err(|source| HotError::io(&path, source))?;
+        std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|source| HotError::io(dir, source))?;
         Ok(())
+    }
+
+    /// Whether the folder has no `generation.json` at all (as opposed to an unreadable one).
+    pub fn is_missing(dir: &Path) -> bool {
+        matches!(std::fs::symlink_metadata(dir.join(META_FILE)), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
     }
 }
 
@@ -115,6 +141,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn states_of_a_newer_version_are_unknown_and_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(META_FILE), r#"{"id":"20261124T213000123Z-n-1","state":"uploaded","created_ms":1}"#).unwrap();
+        let meta = GenerationMeta::read(dir.path()).unwrap();
+        assert_eq!(meta.state, GenerationState::Unknown);
+        assert!(meta.write(dir.path()).is_err());
+        assert!(std::fs::read_to_string(dir.path().join(META_FILE)).unwrap().contains("uploaded"), "the file is kept as it was");
+    }
 
     #[test]
     fn ids_sort_by_creation_time() {

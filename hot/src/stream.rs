@@ -48,6 +48,20 @@ struct ActiveGeneration {
     num_uncommitted: u64,
 }
 
+/// Whether a generation folder provably holds no committed row: its index was never
+/// created, or never committed (every commit of ours carries a checkpoint payload).
+fn holds_no_commit(dir: &Path) -> bool {
+    if !dir.join("meta.json").exists() {
+        return true;
+    }
+    Index::open_in_dir(dir).and_then(|index| index.load_metas()).is_ok_and(|m| m.payload.is_none() && m.segments.is_empty())
+}
+
+fn modified_ms(dir: &Path) -> i64 {
+    let modified = std::fs::metadata(dir).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+    modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 impl HotStream {
     /// Opens the stream's folder under `data_dir/hot/`, recovering the checkpoint from
     /// every generation's last commit, and reopening the newest active generation.
@@ -83,17 +97,33 @@ impl HotStream {
         let newest = ids.last().cloned();
         for id in ids {
             let dir = generation_dir(&self.dir, &id);
-            let Ok(meta) = GenerationMeta::read(&dir) else {
+            let meta = match GenerationMeta::read(&dir) {
+                Ok(meta) if meta.state == GenerationState::Unknown => {
+                    warn!(stream = %self.name, generation = %id, folder = %dir.display(),
+                        "generation.json names a state this version does not know (a newer tierlog wrote it?): \
+                         serving the generation's committed rows read-only; the folder is left as it is");
+                    meta
+                }
+                Ok(meta) => meta,
                 // Created but never committed: the crash came before any row was durable.
-                warn!(stream = %self.name, generation = %id, "removing generation that was never committed");
-                std::fs::remove_dir_all(&dir).map_err(|e| HotError::io(&dir, e))?;
-                continue;
+                Err(_) if GenerationMeta::is_missing(&dir) && holds_no_commit(&dir) => {
+                    self.remove_uncommitted(&id, &dir)?;
+                    continue;
+                }
+                // Its rows' offsets may be committed to the group already: removing it
+                // would lose them for good. Serve what its index committed, change nothing.
+                Err(cause) => {
+                    warn!(stream = %self.name, generation = %id, folder = %dir.display(), error = %cause,
+                        "generation.json is unreadable: serving the generation's committed rows read-only; \
+                         this version will not change or remove the folder");
+                    GenerationMeta { id: id.clone(), state: GenerationState::Unknown, created_ms: modified_ms(&dir), sealed_ms: None }
+                }
             };
             let index = Index::open_in_dir(&dir).map_err(|e| self.index_err(&id, e))?;
             let metas = index.load_metas().map_err(|e| self.index_err(&id, e))?;
-            if metas.payload.is_none() && Some(&id) != newest.as_ref() {
-                warn!(stream = %self.name, generation = %id, "removing generation that was never committed");
-                std::fs::remove_dir_all(&dir).map_err(|e| HotError::io(&dir, e))?;
+            let never_committed = metas.payload.is_none() && metas.segments.is_empty();
+            if never_committed && meta.state != GenerationState::Unknown && Some(&id) != newest.as_ref() {
+                self.remove_uncommitted(&id, &dir)?;
                 continue;
             }
             if let Some(payload) = &metas.payload {
@@ -104,6 +134,10 @@ impl HotStream {
                 self.committed.merge(&checkpoint);
             }
             let same_schema = index.schema() == *self.schema.schema();
+            if meta.state == GenerationState::Unknown {
+                self.catalog.insert(&self.name, GenerationHandle::open(&self.name, meta, dir, index)?);
+                continue;
+            }
             let reopen = meta.state == GenerationState::Active && Some(&id) == newest.as_ref() && same_schema;
             if reopen {
                 let writer = self.writer(&index, &id)?;
@@ -124,6 +158,11 @@ impl HotStream {
             }
         }
         Ok(())
+    }
+
+    fn remove_uncommitted(&self, id: &GenerationId, dir: &Path) -> Result<()> {
+        warn!(stream = %self.name, generation = %id, folder = %dir.display(), "removing generation that was never committed");
+        std::fs::remove_dir_all(dir).map_err(|e| HotError::io(dir, e))
     }
 
     pub fn name(&self) -> &str {
