@@ -1,5 +1,7 @@
 //! Two nodes in one consumer group on separate data folders: together they hold every
-//! message exactly once, across a node joining and a node leaving while producing.
+//! message exactly once, across a node joining and a node leaving while producing, and
+//! the group's committed offsets (sampled as an admin reads them) never move backwards
+//! while partitions leave a node and come back.
 
 mod support;
 
@@ -10,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::hot::{self, RowId};
-use support::kafka::{TestProducer, create_topic, lines};
+use support::kafka::{GroupOffsets, TestProducer, create_topic, lines};
 use support::{dataset, node, services, unique_topic, wait_for};
 
 fn rows_on(n: &node::Node) -> usize {
@@ -48,6 +50,35 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
         }
         p.finish().into_iter().map(|(p, o)| (t.clone(), i64::from(p), o, 0)).collect::<BTreeSet<RowId>>()
     });
+
+    // Samples the group's committed offsets until the end; any decrease fails the test.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (brokers, group, topic, sampling) = (services.kafka_brokers.clone(), group.clone(), topic.clone(), Arc::clone(&sampling));
+        thread::spawn(move || {
+            let admin = GroupOffsets::new(&brokers, &group, &topic, 4);
+            let (mut last, mut samples, mut decreases) = (vec![None; 4], 0usize, Vec::new());
+            while sampling.load(Ordering::Acquire) {
+                if let Some(now) = admin.read() {
+                    samples += 1;
+                    for (p, (before, after)) in last.iter().zip(&now).enumerate() {
+                        if let (Some(b), Some(a)) = (before, after)
+                            && a < b
+                        {
+                            decreases.push(format!("partition {p}: {b} -> {a}"));
+                        }
+                    }
+                    for (slot, value) in last.iter_mut().zip(now) {
+                        if value.is_some() {
+                            *slot = value;
+                        }
+                    }
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+            (samples, last, decreases)
+        })
+    };
 
     // 1. A alone indexes.
     wait_for("A indexes", Duration::from_secs(120), || (rows_on(&a) > 0).then_some(()));
@@ -95,4 +126,14 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
     assert_eq!(got.len() - unique.len(), 0, "rows held twice");
     assert_eq!(unique, expected);
     eprintln!("rows on A: {}, on B: {}", rows_on(&a), rows_on(&b));
+    // Which assignments A saw: after its restart, a partition whose group offset is above
+    // its hot checkpoint came back after B moved it on (the broker decides whether).
+    for line in a.log().lines().filter(|l| l.contains("partition assigned")) {
+        eprintln!("A: {}", line.split_once("partition assigned").map_or(line, |(_, fields)| fields).trim());
+    }
+    sampling.store(false, Ordering::Release);
+    let (samples, last, decreases) = sampler.join().unwrap();
+    eprintln!("group offsets sampled {samples} times; last {last:?}");
+    assert!(samples > 20, "the group's offsets could not be read");
+    assert!(decreases.is_empty(), "the group's committed offsets moved backwards: {decreases:?}");
 }

@@ -205,6 +205,12 @@ impl HotStream {
         Ok(())
     }
 
+    /// The next offset expected of `topic`/`partition`: everything before it was added
+    /// (committed or not) or consumed elsewhere.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.pending.next_offset(topic, partition)
+    }
+
     /// Marks every offset of `topic`/`partition` before `next_offset` as consumed; it
     /// becomes durable with the next commit.
     pub fn advance(&mut self, topic: &str, partition: i32, next_offset: i64) {
@@ -215,7 +221,10 @@ impl HotStream {
     /// generation over if the policy says so. Returns the new committed checkpoint, or
     /// `None` when there was nothing to commit.
     pub fn commit(&mut self) -> Result<Option<Checkpoint>> {
-        if !self.is_dirty() {
+        // Nothing added, or only offsets moved while no generation is open (a partition
+        // assigned here at an offset another node reached): those become durable with the
+        // next rows, and the group holds them meanwhile; no empty generation for them.
+        if !self.is_dirty() || self.active.is_none() {
             self.maybe_roll_over()?;
             return Ok(None);
         }

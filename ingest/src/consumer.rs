@@ -1,16 +1,23 @@
 //! The node's Kafka consumer: one per node, in the configured group, subscribed to every
 //! stream's topics, with no auto-commit.
 //!
-//! Exactly once rests on three rules:
+//! Exactly once rests on four rules:
 //! - **assign**: each partition starts at the larger of the hot tier's checkpoint and
 //!   the group's committed offset (another node may have moved the partition on since
-//!   this node last held it), else at the earliest offset;
+//!   this node last held it), else at the earliest offset. The start is handed to the
+//!   partition's indexer, which records it in the checkpoint and drops any record below
+//!   it, and it is the floor of every group commit while the partition stays here;
 //! - **commit**: group offsets are committed only from checkpoints that an index commit
-//!   made durable, so they never run ahead of the data;
+//!   made durable, so they never run ahead of the data, and never below the floor, so
+//!   they never move backwards;
 //! - **revoke**: before a partition is released, every indexer commits what it holds
-//!   and the group offsets are committed synchronously.
+//!   and the group offsets are committed synchronously, within two thirds of
+//!   `max.poll.interval.ms` (librdkafka's limit on a rebalance callback);
+//! - **redelivery**: an indexer drops, and counts, records below a partition's next
+//!   expected offset (a rebalance error, a flush timeout or an offset reset can
+//!   deliver them again).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -29,9 +36,6 @@ use tracing::{error, info, warn};
 use crate::backpressure::Budget;
 use crate::indexer::{Command, Record, SharedCommitted};
 
-/// How long a revocation waits for the indexers to commit.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// Routes topics to indexers and handles rebalances.
 pub(crate) struct IngestContext {
     /// topic → index into `indexers`.
@@ -47,6 +51,13 @@ pub(crate) struct IngestContext {
     /// Records polled but not yet handed to an indexer, per route. Only the consumer
     /// thread touches them (the loop and the rebalance callback, which runs inside poll).
     pending: Mutex<Vec<Vec<Record>>>,
+    /// Per assigned partition, the offset it started at: no group commit goes below it.
+    floors: Mutex<HashMap<(String, i32), i64>>,
+    /// Assigned partitions whose group offset could not be read: this node does not
+    /// know what the group holds, so it commits nothing for them rather than guess.
+    group_unknown: Mutex<HashSet<(String, i32)>>,
+    /// How long a revocation waits for the indexers to commit.
+    flush_timeout: Duration,
 }
 
 impl ClientContext for IngestContext {
@@ -96,7 +107,13 @@ impl ConsumerContext for IngestContext {
 }
 
 impl IngestContext {
-    pub(crate) fn new(routes: HashMap<String, usize>, indexers: Vec<Sender<Command>>, committed: SharedCommitted, metrics: Metrics) -> Self {
+    pub(crate) fn new(
+        routes: HashMap<String, usize>,
+        indexers: Vec<Sender<Command>>,
+        committed: SharedCommitted,
+        metrics: Metrics,
+        flush_timeout: Duration,
+    ) -> Self {
         IngestContext {
             routes,
             committed,
@@ -105,7 +122,31 @@ impl IngestContext {
             indexers,
             reassigned: AtomicBool::new(false),
             num_assigned: AtomicUsize::new(0),
+            floors: Mutex::default(),
+            group_unknown: Mutex::default(),
+            flush_timeout,
         }
+    }
+
+    /// The offsets to tell the group for the partitions in `tpl`: what the hot tier made
+    /// durable, never below the partition's start here, and nothing where the group's
+    /// offset is unknown.
+    fn group_offsets(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
+        let checkpoint = self.hot_checkpoint();
+        let floors = self.floors.lock().expect("floors lock poisoned");
+        let unknown = self.group_unknown.lock().expect("group_unknown lock poisoned");
+        let mut out = TopicPartitionList::new();
+        for elem in tpl.elements() {
+            let key = (elem.topic().to_string(), elem.partition());
+            if unknown.contains(&key) {
+                continue;
+            }
+            let next = checkpoint.next_offset(elem.topic(), elem.partition()).max(floors.get(&key).copied());
+            if let Some(next) = next {
+                let _ = out.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
+            }
+        }
+        out
     }
 
     /// Appends a record to its indexer's batch; sends the batch once it is full.
@@ -138,16 +179,25 @@ impl IngestContext {
     fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let hot = self.hot_checkpoint();
         let group = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)) {
-            Ok(committed) => committed.to_topic_map(),
+            Ok(committed) => Some(committed.to_topic_map()),
             Err(e) => {
-                warn!(error = %e, "cannot read the group's committed offsets; starting from the hot checkpoint");
-                HashMap::new()
+                warn!(error = %e, "cannot read the group's committed offsets; starting from the hot checkpoint, \
+                    and committing no group offset for these partitions until they are assigned again");
+                None
             }
         };
         let partitions: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let mut floors = self.floors.lock().expect("floors lock poisoned");
+        let mut unknown = self.group_unknown.lock().expect("group_unknown lock poisoned");
+        floors.clear();
+        unknown.clear();
         for (topic, partition) in partitions {
+            if group.is_none() {
+                unknown.insert((topic.clone(), partition));
+            }
+            let group = group.as_ref();
             let hot_next = hot.next_offset(&topic, partition);
-            let group_next = match group.get(&(topic.clone(), partition)) {
+            let group_next = match group.and_then(|g| g.get(&(topic.clone(), partition))) {
                 Some(Offset::Offset(n)) => Some(*n),
                 _ => None,
             };
@@ -156,6 +206,13 @@ impl IngestContext {
             info!(topic = %topic, partition, hot = ?hot_next, group = ?group_next, start = ?start, "partition assigned");
             if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                 error!(topic = %topic, partition, error = %e, "cannot set start offset");
+            }
+            if let Some(start) = start {
+                floors.insert((topic.clone(), partition), start);
+                // Before any record of the new assignment: the channel keeps the order.
+                if let Some(&route) = self.routes.get(&topic) {
+                    let _ = self.indexers[route].send(Command::Start { topic: Arc::from(topic.as_str()), partition, offset: start });
+                }
             }
         }
     }
@@ -176,12 +233,16 @@ impl IngestContext {
                 self.indexers[*i].send(Command::Flush(tx)).ok().map(|_| rx)
             })
             .collect();
+        let deadline = started + self.flush_timeout;
         for reply in replies {
-            if reply.recv_timeout(FLUSH_TIMEOUT).is_err() {
-                error!("an indexer did not commit within {} s of revocation", FLUSH_TIMEOUT.as_secs());
+            if reply.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_err() {
+                // Releasing now keeps this node in the group; the next owner re-reads what
+                // was not committed here, and this node drops it if it comes back.
+                error!(timeout_ms = self.flush_timeout.as_millis() as u64,
+                    "an indexer did not commit in time on revocation (2/3 of max.poll.interval.ms); releasing anyway");
             }
         }
-        let offsets = offsets_for(&self.hot_checkpoint(), tpl);
+        let offsets = self.group_offsets(tpl);
         if offsets.count() > 0 {
             if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
                 // The hot checkpoint stays authoritative for this node; the next owner
@@ -191,17 +252,6 @@ impl IngestContext {
         }
         info!(partitions = tpl.count(), took_ms = started.elapsed().as_millis() as u64, "partitions revoked after commit");
     }
-}
-
-/// The checkpoint's offsets of the partitions in `tpl`.
-fn offsets_for(checkpoint: &Checkpoint, tpl: &TopicPartitionList) -> TopicPartitionList {
-    let mut out = TopicPartitionList::new();
-    for elem in tpl.elements() {
-        if let Some(next) = checkpoint.next_offset(elem.topic(), elem.partition()) {
-            let _ = out.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
-        }
-    }
-    out
 }
 
 /// Records handed to an indexer at once.
@@ -318,16 +368,15 @@ fn set_paused(consumer: &BaseConsumer<IngestContext>, pause: bool) {
 
 /// Tells the group what the indexers made durable, for the assigned partitions.
 fn commit_group_offsets(consumer: &BaseConsumer<IngestContext>) {
-    let checkpoint = {
+    {
         let mut shared = consumer.context().committed.lock().expect("committed lock poisoned");
         if !shared.dirty {
             return;
         }
         shared.dirty = false;
-        shared.checkpoint.clone()
-    };
+    }
     let Ok(assignment) = consumer.assignment() else { return };
-    let offsets = offsets_for(&checkpoint, &assignment);
+    let offsets = consumer.context().group_offsets(&assignment);
     if offsets.count() > 0 {
         if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
             warn!(error = %e, "committing group offsets failed; retrying after the next index commit");

@@ -19,6 +19,8 @@ pub enum IngestError {
     CreateTopic { topic: String, reason: String },
     #[error(transparent)]
     Hot(#[from] tierlog_hot::HotError),
+    #[error("config: {0}")]
+    Config(String),
     #[error("cannot start a thread: {0}")]
     Thread(String),
     #[error("ingest stopped: {0}")]

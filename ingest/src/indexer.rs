@@ -32,6 +32,9 @@ pub enum Command {
     /// Commit now and answer with the committed checkpoint (on partition revocation
     /// and shutdown).
     Flush(Sender<Checkpoint>),
+    /// The partition was assigned here starting at `offset`: everything before it is
+    /// consumed (here or by another node), and records below it are redeliveries.
+    Start { topic: Arc<str>, partition: i32, offset: i64 },
 }
 
 /// Where indexers publish what they committed, for the consumer to commit to the group.
@@ -59,6 +62,7 @@ struct StreamMetrics {
     errors: Vec<(ErrorReason, Arc<Counter>)>,
     commit_seconds: Arc<Histogram>,
     freshness: Arc<Gauge>,
+    redelivered: Arc<Counter>,
 }
 
 impl StreamMetrics {
@@ -79,6 +83,11 @@ impl StreamMetrics {
                     (*r, c)
                 })
                 .collect(),
+            redelivered: metrics.counter(
+                "tierlog_ingest_redelivered_total",
+                "Records dropped because their offset was already indexed or consumed (redeliveries).",
+                &l,
+            ),
             commit_seconds: metrics.histogram("tierlog_hot_commit_seconds", "Hot index commit latency.", &l),
             freshness: metrics.gauge(
                 "tierlog_ingest_freshness_seconds",
@@ -121,6 +130,7 @@ impl Indexer {
             let wait = next_commit.saturating_duration_since(Instant::now());
             match commands.recv_timeout(wait) {
                 Ok(Command::Index(records)) => self.index(records, &mut docs),
+                Ok(Command::Start { topic, partition, offset }) => self.stream.advance(&topic, partition, offset),
                 Ok(Command::Flush(reply)) => {
                     self.commit();
                     let _ = reply.send(self.stream.committed().clone());
@@ -139,11 +149,30 @@ impl Indexer {
         }
     }
 
-    fn index(&mut self, records: Vec<Record>, docs: &mut Vec<tantivy::TantivyDocument>) {
+    fn index(&mut self, mut records: Vec<Record>, docs: &mut Vec<tantivy::TantivyDocument>) {
         let ingest_time_us = now_us();
         let ts_field = self.decoder.schema().timestamp;
         let mut num_bytes = 0;
         docs.clear();
+        // Redeliveries: an offset below the partition's next expected one is indexed
+        // already (or consumed by the node that held the partition), so it goes.
+        let before = records.len();
+        let mut redelivered_bytes = 0;
+        records.retain(|r| {
+            let fresh = self.stream.next_offset(&r.topic, r.partition).is_none_or(|next| r.offset >= next);
+            if fresh {
+                self.stream.advance(&r.topic, r.partition, r.offset + 1);
+            } else {
+                redelivered_bytes += r.payload.len() as u64;
+            }
+            fresh
+        });
+        if records.len() < before {
+            let dropped = before - records.len();
+            debug!(stream = %self.stream.name(), dropped, "dropped redelivered records");
+            self.metrics.redelivered.add(dropped as u64);
+            self.budget.refund(redelivered_bytes);
+        }
         for record in &records {
             let origin = RowOrigin {
                 topic: &record.topic,
@@ -174,9 +203,6 @@ impl Indexer {
             // The writer is broken. Nothing of this batch is acknowledged without a
             // commit, so a restart re-reads it: stop rather than skip rows.
             panic!("indexing stream '{}' failed: {e}", self.stream.name());
-        }
-        for record in &records {
-            self.stream.advance(&record.topic, record.partition, record.offset + 1);
         }
         self.metrics.rows.add(num_docs);
         self.metrics.messages.add(records.len() as u64);

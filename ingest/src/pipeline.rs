@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rdkafka::consumer::BaseConsumer;
 use tierlog_core::checkpoint::Checkpoint;
@@ -44,11 +45,23 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // values are safe and a restarted node gets its partitions back within seconds.
     ("session.timeout.ms", "6000"),
     ("heartbeat.interval.ms", "1000"),
+    // Also the bound of a revocation: the indexers get two thirds of it to commit what
+    // they hold; raise it if a node buffers more than it can index in that time.
     ("max.poll.interval.ms", "15000"),
     ("statistics.interval.ms", "5000"),
     // A quiet partition's new message is fetched within 100 ms instead of 500.
     ("fetch.wait.max.ms", "100"),
 ];
+
+/// How long a revocation may wait for the indexers: two thirds of `max.poll.interval.ms`,
+/// which bounds librdkafka's rebalance callback, leaving a third for the group commit.
+fn flush_timeout(client: &rdkafka::ClientConfig) -> Result<Duration> {
+    let value = client.get("max.poll.interval.ms").unwrap_or("300000");
+    let ms: u64 = value.parse().map_err(|_| {
+        IngestError::Config(format!("kafka.properties.\"max.poll.interval.ms\": '{value}' is not a number of milliseconds"))
+    })?;
+    Ok(Duration::from_millis(ms * 2 / 3))
+}
 
 /// A running ingest pipeline.
 pub struct Ingest {
@@ -103,7 +116,7 @@ impl Ingest {
                 client.set(*key, *value);
             }
         }
-        let ctx = IngestContext::new(routes, senders, committed, metrics);
+        let ctx = IngestContext::new(routes, senders, committed, metrics, flush_timeout(&client)?);
         let consumer: BaseConsumer<IngestContext> = client
             .create_with_context(ctx)
             .map_err(|source| IngestError::Client { brokers: kafka.brokers.clone(), source })?;

@@ -59,8 +59,11 @@ impl TestProducer {
         TestProducer { producer, topic: topic.to_string(), sent: 0 }
     }
 
+    /// Sends `payload`; the key cycles through 16 values, so a topic's partitions all
+    /// get messages.
     pub fn send(&mut self, payload: &[u8]) {
-        let mut record = BaseRecord::with_opaque_to(&self.topic, self.sent).payload(payload).key(b"k".as_slice());
+        let key = [b'k', b'a' + (self.sent % 16) as u8];
+        let mut record = BaseRecord::with_opaque_to(&self.topic, self.sent).payload(payload).key(key.as_slice());
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -106,4 +109,39 @@ pub fn lines(path: &Path) -> Vec<Vec<u8>> {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
         .filter(|l| !l.is_empty())
         .collect()
+}
+
+/// Reads a consumer group's committed offsets the way an admin would (OffsetFetch),
+/// without joining the group.
+pub struct GroupOffsets {
+    consumer: rdkafka::consumer::BaseConsumer,
+    partitions: rdkafka::TopicPartitionList,
+}
+
+impl GroupOffsets {
+    pub fn new(brokers: &str, group: &str, topic: &str, num_partitions: i32) -> GroupOffsets {
+        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for p in 0..num_partitions {
+            partitions.add_partition(topic, p);
+        }
+        GroupOffsets { consumer, partitions }
+    }
+
+    /// Per partition, the committed next offset (`None` before the first commit), or
+    /// `None` overall when the broker did not answer.
+    pub fn read(&self) -> Option<Vec<Option<i64>>> {
+        use rdkafka::consumer::Consumer;
+        let committed = self.consumer.committed_offsets(self.partitions.clone(), Duration::from_secs(5)).ok()?;
+        Some(
+            committed
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(n) => Some(n),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
 }
