@@ -83,8 +83,9 @@ impl StreamSchema {
             ),
         );
         let error_reason = b.add_text_field("_error_reason", STRING | FAST);
-        let error_detail = b.add_text_field("_error_detail", STORED);
-        let payload = b.add_text_field("_payload", STORED);
+        // Searchable with match(detail, …) / match(payload, …) on the error table.
+        let error_detail = b.add_text_field("_error_detail", TEXT | STORED);
+        let payload = b.add_text_field("_payload", TEXT | STORED);
         let payload_encoding = b.add_text_field("_payload_encoding", STRING | FAST);
 
         let mut columns = Vec::new();

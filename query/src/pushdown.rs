@@ -13,7 +13,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, Volatility, create_udf,
 };
-use tantivy::query::{EnableScoring, Query, QueryParser, RangeQuery, TermSetQuery};
+use tantivy::query::{EmptyQuery, EnableScoring, Query, QueryParser, RangeQuery, TermSetQuery};
 use tantivy::schema::{Field, FieldType as TantivyType};
 use tantivy::{DateTime, DocId, Searcher, SegmentReader, Term};
 use tierlog_hot::{ColumnKind, TableColumn};
@@ -67,10 +67,40 @@ enum FieldOp {
     Range(Bound<ScalarValue>, Bound<ScalarValue>),
 }
 
+/// A full-text condition resolved against the table: the index fields it searches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSearch {
+    /// The SQL column of `match(column, …)`; `None` for `match_all`.
+    column: Option<String>,
+    /// Index fields behind the columns searched (a column's field may differ from its
+    /// SQL name, as on error tables).
+    fields: Vec<String>,
+    query: String,
+}
+
+/// Columns `match_all` leaves out: Kafka metadata, not log text.
+const NOT_TEXT: &[&str] = &["_topic", "_key", "payload_encoding"];
+
+impl TextSearch {
+    fn resolve(text: TextQuery, columns: &[TableColumn]) -> TextSearch {
+        match text {
+            TextQuery::Column { column, query } => {
+                let field = columns.iter().find(|c| c.name == column).map_or_else(|| column.clone(), |c| c.field.clone());
+                TextSearch { column: Some(column), fields: vec![field], query }
+            }
+            TextQuery::All { query } => TextSearch {
+                column: None,
+                fields: columns.iter().filter(|c| !NOT_TEXT.contains(&c.name.as_str())).map(|c| c.field.clone()).collect(),
+                query,
+            },
+        }
+    }
+}
+
 /// What a scan can do with its filters.
 #[derive(Debug, Clone, Default)]
 pub struct Pushdown {
-    pub text: Vec<TextQuery>,
+    pub text: Vec<TextSearch>,
     pub fields: Vec<FieldFilter>,
     pub time: TimeBounds,
 }
@@ -219,7 +249,7 @@ impl Pushdown {
         let mut p = Pushdown::default();
         for f in filters {
             if let Some(t) = text_query(f) {
-                p.text.push(t);
+                p.text.push(TextSearch::resolve(t, columns));
                 continue;
             }
             if let Some(b) = time_bound(f) {
@@ -252,8 +282,7 @@ impl Pushdown {
     /// Fails on a text query that is not valid query syntax, whether or not any data
     /// would be searched.
     pub fn check_syntax(&self) -> Result<()> {
-        for t in &self.text {
-            let (TextQuery::Column { query, .. } | TextQuery::All { query }) = t;
+        for TextSearch { query, .. } in &self.text {
             if tantivy::query_grammar::parse_query(query).is_err() {
                 return Err(DataFusionError::Plan(format!("match(): cannot parse '{query}'{}", syntax_position(query))));
             }
@@ -304,29 +333,35 @@ impl Pushdown {
         self.text
             .iter()
             .map(|t| {
-                let (fields, query) = match t {
-                    TextQuery::Column { column, query } => {
-                        let field = schema.get_field(column).map_err(|_| {
-                            DataFusionError::Plan(format!("match(): column '{column}' is not searchable"))
-                        })?;
-                        (vec![field], query)
-                    }
-                    TextQuery::All { query } => {
-                        let fields = schema
-                            .fields()
-                            .filter(|(_, entry)| {
-                                entry.is_indexed()
-                                    && matches!(entry.field_type(), TantivyType::Str(_) | TantivyType::JsonObject(_))
-                                    && !entry.name().starts_with("_error")
-                                    && !matches!(entry.name(), "_topic" | "_key" | "_payload_encoding")
-                            })
-                            .map(|(f, _)| f)
-                            .collect();
-                        (fields, query)
-                    }
+                // A field this generation does not have (declared after it was written)
+                // holds nothing that could match.
+                let present: Vec<(Field, &tantivy::schema::FieldEntry)> = t
+                    .fields
+                    .iter()
+                    .filter_map(|name| schema.get_field(name).ok())
+                    .map(|f| (f, schema.get_field_entry(f)))
+                    .collect();
+                let searchable: Vec<Field> = present
+                    .iter()
+                    .filter(|(_, e)| e.is_indexed() && matches!(e.field_type(), TantivyType::Str(_) | TantivyType::JsonObject(_)))
+                    .map(|(f, _)| *f)
+                    .collect();
+                if let Some(column) = &t.column
+                    && !present.is_empty()
+                    && !present.iter().any(|(_, e)| e.is_indexed())
+                {
+                    return Err(DataFusionError::Plan(format!("match(): column '{column}' is not searchable")));
+                }
+                // match(column) also takes number and date fields (`status:[200 TO 299]`).
+                let fields = match &t.column {
+                    Some(_) => present.iter().filter(|(_, e)| e.is_indexed()).map(|(f, _)| *f).collect(),
+                    None => searchable,
                 };
-                let parser = QueryParser::for_index(index, fields);
-                parser
+                if fields.is_empty() {
+                    return Ok(Box::new(EmptyQuery) as Box<dyn Query>);
+                }
+                let query = &t.query;
+                QueryParser::for_index(index, fields)
                     .parse_query(query)
                     .map_err(|e| DataFusionError::Plan(format!("match(): cannot parse '{query}'{}: {e}", syntax_position(query))))
             })

@@ -2,9 +2,10 @@
 //! granted one stream, and as the open node (no users). Every attack is refused with
 //! its kind, writes no file, and changes nothing for the next statement.
 
-use tierlog_core::config::Config;
-use tierlog_hot::{HotCatalog, HotStream, RowOrigin};
-use tierlog_query::{Access, ErrorKind, Grant, Protocol, QueryEngine};
+mod common;
+
+use tierlog_hot::HotCatalog;
+use tierlog_query::{Access, ErrorKind, Grant, QueryEngine};
 
 const CONFIG: &str = r#"
 [query]
@@ -31,35 +32,27 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let config = Config::parse(CONFIG, "test.toml", std::path::Path::new("/"), &|_| None).unwrap();
+    let config = common::parse(CONFIG);
     let dir = tempfile::tempdir().unwrap();
     let catalog = HotCatalog::new();
     for (n, stream) in config.streams.iter().enumerate() {
-        let mut hot = HotStream::open(dir.path(), "n1", stream, catalog.clone()).unwrap();
-        let schema = hot.schema().clone();
-        for offset in 0..(3 + n as i64) {
-            let origin = RowOrigin { topic: &stream.topics[0], partition: 0, offset, key: None, kafka_time_us: offset, ingest_time_us: 0 };
-            let mut doc = schema.row(&origin, 0, 1_000_000 + offset);
-            doc.add_text(schema.columns[0].field, format!("{} line {offset}", stream.name));
-            hot.add(doc, 10).unwrap();
-            hot.advance(&stream.topics[0], 0, offset + 1);
-        }
-        hot.commit().unwrap();
+        common::write(dir.path(), &catalog, stream, |hot| {
+            let schema = hot.schema().clone();
+            for offset in 0..(3 + n as i64) {
+                let mut doc = schema.row(&common::origin(&stream.topics[0], offset), 0, 1_000_000 + offset);
+                doc.add_text(schema.columns[0].field, format!("{} line {offset}", stream.name));
+                hot.add(doc, 10).unwrap();
+                hot.advance(&stream.topics[0], 0, offset + 1);
+            }
+        });
     }
-    let engine = QueryEngine::new(&config.streams, &config.query, &catalog, &tierlog_core::metrics::Metrics::new()).unwrap();
+    let engine = common::engine(&config, &catalog);
     let bi = Access::new(&config.query).bearer(Some("Bearer bi-token-0123456789")).unwrap();
     Fixture { engine, bi, _dir: dir, out: tempfile::tempdir().unwrap() }
 }
 
 fn run(f: &Fixture, grant: &Grant, sql: &str) -> Result<Vec<String>, (ErrorKind, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let result = runtime.block_on(f.engine.sql(sql, grant, Protocol::Http, None)).map_err(|e| (e.kind(), e.to_string()))?;
-    let mut rows = Vec::new();
-    for batch in &result.batches {
-        let text = arrow::util::display::ArrayFormatter::try_new(batch.column(0).as_ref(), &Default::default()).unwrap();
-        rows.extend((0..batch.num_rows()).map(|i| text.value(i).to_string()));
-    }
-    Ok(rows)
+    common::run(&f.engine, grant, sql)
 }
 
 fn refused(f: &Fixture, grant: &Grant, sql: &str) -> (ErrorKind, String) {
