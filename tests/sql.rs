@@ -65,6 +65,20 @@ fn sql_counts_match_the_input_files() {
     let got = http::counts(&got, "r", "n");
     assert_eq!(got, rcodes);
     assert_eq!(rcodes["NOERROR"], 42_010);
+    // The answer keeps its shape: columns in SELECT order with their types, rows with
+    // their keys in that order and the NULL group as null.
+    let got = sql(&node, "SELECT rcode_name, count(*) AS n FROM dns GROUP BY 1");
+    let columns: Vec<(&str, &str)> =
+        got["columns"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap(), c["type"].as_str().unwrap())).collect();
+    assert_eq!(columns, [("rcode_name", "Utf8"), ("n", "Int64")]);
+    let mut by_code = BTreeMap::new();
+    for row in got["rows"].as_array().unwrap() {
+        let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["rcode_name", "n"], "{row}");
+        by_code.insert(row["rcode_name"].as_str().unwrap_or("(null)").to_string(), row["n"].as_u64().unwrap());
+    }
+    assert!(got["rows"].as_array().unwrap().iter().any(|r| r["rcode_name"].is_null()), "the NULL group is there, as null");
+    assert_eq!(by_code, rcodes);
 
     // A per-minute histogram, computed by the test from the `ts` strings.
     let mut minutes: BTreeMap<String, u64> = BTreeMap::new();
@@ -233,6 +247,12 @@ fn memory_bomb_timeout_and_row_limit_get_clear_errors_and_the_server_goes_on() {
     let csv = http::post_json(node.http, "/api/v1/sql?format=csv", &json!({ "sql": "SELECT _offset FROM hdfs ORDER BY 1" })).unwrap();
     assert_eq!(csv.body.lines().count(), 1001, "header + 1000 rows");
     assert!(csv.body.starts_with("_offset\n0\n1\n"), "{}", &csv.body[..40]);
+    // Streamed answers say the limit up front and whether it cut them in a trailer.
+    let raw = http::raw(node.http, "POST", "/api/v1/sql?format=csv", r#"{"sql": "SELECT _offset FROM hdfs"}"#, &["TE: trailers"]);
+    assert!(raw.to_ascii_lowercase().contains("x-tierlog-row-limit: 1000"), "{}", &raw[..300]);
+    assert!(raw.to_ascii_lowercase().contains("x-tierlog-truncated: true"), "{}", &raw[raw.len().saturating_sub(300)..]);
+    let raw = http::raw(node.http, "POST", "/api/v1/sql?format=csv", r#"{"sql": "SELECT _offset FROM hdfs LIMIT 5"}"#, &["TE: trailers"]);
+    assert!(raw.to_ascii_lowercase().contains("x-tierlog-truncated: false"), "{raw}");
 
     // File access and writes are refused.
     assert!(refused("COPY (SELECT 1) TO '/tmp/x.csv'", 403).starts_with("tierlog is read-only"));

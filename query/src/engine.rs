@@ -60,6 +60,57 @@ impl Drop for QueryRuntime {
     }
 }
 
+/// The rows of a running query, as they come.
+pub struct Rows {
+    schema: SchemaRef,
+    running: Running<Result<RecordBatch, DataFusionError>>,
+    engine: QueryEngine,
+    max_rows: Option<usize>,
+    num_rows: usize,
+    truncated: bool,
+}
+
+impl Rows {
+    /// The answer's columns, as planned.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The next batch; `None` at the end or once the row limit is reached (dropping
+    /// the rest cancels the query).
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, QueryError>> {
+        if self.truncated {
+            return None;
+        }
+        let batch = match self.running.next().await? {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(e)) => return Some(Err(self.engine.error(e))),
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(max) = self.max_rows
+            && self.num_rows + batch.num_rows() > max
+        {
+            self.truncated = true;
+            self.running.finish(Outcome::Ok);
+            let keep = max - self.num_rows;
+            self.num_rows = max;
+            return Some(Ok(batch.slice(0, keep)));
+        }
+        self.num_rows += batch.num_rows();
+        Some(Ok(batch))
+    }
+
+    /// Rows handed out so far.
+    pub fn num_rows(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Whether the row limit cut the answer.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
 /// The rows of a query, cut at the row limit when one was given.
 #[derive(Debug)]
 pub struct QueryResult {
@@ -133,6 +184,17 @@ impl QueryEngine {
         protocol: Protocol,
         max_rows: Option<usize>,
     ) -> Result<QueryResult, QueryError> {
+        let mut rows = self.sql_rows(sql, grant, protocol, max_rows).await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = rows.next().await {
+            batches.push(batch?);
+        }
+        Ok(QueryResult { batches, truncated: rows.truncated() })
+    }
+
+    /// Starts one read-only statement; its rows come as they are produced, cut at
+    /// `max_rows`, on the query threads and under the timeout.
+    pub async fn sql_rows(&self, sql: &str, grant: &Grant, protocol: Protocol, max_rows: Option<usize>) -> Result<Rows, QueryError> {
         let started = Instant::now();
         let frame = match self.read(sql, grant).await {
             Ok(frame) => frame,
@@ -141,25 +203,10 @@ impl QueryEngine {
                 return Err(e);
             }
         };
+        let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = futures::stream::once(frame.execute_stream()).try_flatten();
-        let mut rows = self.spawn(batches, protocol, started, None, |b| b.is_err());
-        let (mut batches, mut num_rows, mut truncated) = (Vec::new(), 0usize, false);
-        while let Some(batch) = rows.next().await {
-            let batch = batch?.map_err(|e| self.error(e))?;
-            match max_rows {
-                Some(max) if num_rows + batch.num_rows() > max => {
-                    batches.push(batch.slice(0, max - num_rows));
-                    truncated = true;
-                    break; // dropping `rows` cancels the rest of the query
-                }
-                _ => {
-                    num_rows += batch.num_rows();
-                    batches.push(batch);
-                }
-            }
-        }
-        rows.finish(Outcome::Ok);
-        Ok(QueryResult { batches, truncated })
+        let running = self.spawn(batches, protocol, started, None, |b| b.is_err());
+        Ok(Rows { schema, running, engine: self.clone(), max_rows, num_rows: 0, truncated: false })
     }
 
     /// One statement through the gate, which must find it a read.

@@ -4,9 +4,12 @@
 //! With `[[query.users]]` configured, everything but `/health` and `/ready` needs a
 //! bearer token; the token's grant limits which streams the request sees.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -21,10 +24,11 @@ use tokio::net::TcpListener;
 use crate::access::{Access, Grant};
 use crate::engine::{Protocol, QueryEngine, count_auth_failure};
 use crate::error::QueryError;
-use crate::format::{self, Format};
-
-/// Set on non-JSON answers: "true" when the row limit cut the result.
-const TRUNCATED_HEADER: header::HeaderName = header::HeaderName::from_static("x-tierlog-truncated");
+use crate::engine::Rows;
+use crate::format::{Encoder, Format, Summary};
+use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::StreamBody;
 
 #[derive(Clone)]
 struct AppState {
@@ -73,8 +77,11 @@ struct SqlParams {
     format: Option<String>,
 }
 
-/// `POST /api/v1/sql` with `{"sql": "…"}` or the statement as plain text. JSON (rows,
-/// count, time) by default; NDJSON, CSV or Arrow IPC by `?format=` or `Accept`.
+/// `POST /api/v1/sql` with `{"sql": "…"}` or the statement as plain text. JSON (columns,
+/// rows, count, time) by default; NDJSON, CSV or Arrow IPC by `?format=` or `Accept`.
+/// The answer is streamed as the rows come; an error before the first row gets its own
+/// status, a later one ends the JSON answer with an `error` field (other formats end
+/// the stream with an error).
 async fn sql(
     State(state): State<AppState>,
     Extension(grant): Extension<Grant>,
@@ -95,27 +102,112 @@ async fn sql(
         },
         _ => body,
     };
-    let result = match state.engine.sql(&statement, &grant, Protocol::Http, Some(state.max_result_rows)).await {
+    let max_rows = state.max_result_rows;
+    let mut rows = match state.engine.sql_rows(&statement, &grant, Protocol::Http, Some(max_rows)).await {
         Ok(r) => r,
         Err(e) => return query_error(&e).into_response(),
     };
-    let batches = result.batches;
-    let encoded = match format::encode(format, &batches) {
-        Ok(bytes) => bytes,
+    // Wait for the first batch: what fails before any row still gets its status.
+    let first = match rows.next().await {
+        Some(Err(e)) => return query_error(&e).into_response(),
+        Some(Ok(batch)) => Some(batch),
+        None => None,
+    };
+    let mut encoder = match Encoder::new(format, Arc::clone(rows.schema()), first.as_ref().map(|b| b.schema())) {
+        Ok(e) => e,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
     };
+    let head = encoder.head().map_err(|e| e.to_string());
+    let answer = Answer { rows, encoder, pending: first, queue: VecDeque::new(), started, max_rows, done: false };
+    let frames = futures::stream::once(async move { head.map(|b| Frame::data(Bytes::from(b))) })
+        .chain(futures::stream::unfold(answer, Answer::next_frame))
+        .map(|frame| frame.map_err(|e| std::io::Error::other(e.to_string())));
+    let mut response = Response::new(Body::new(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.content_type()));
+    headers.insert(ROW_LIMIT_HEADER, header::HeaderValue::from(max_rows));
     if format != Format::Json {
-        let truncated = if result.truncated { "true" } else { "false" };
-        return ([(header::CONTENT_TYPE, format.content_type()), (TRUNCATED_HEADER, truncated)], encoded).into_response();
+        headers.insert(header::TRAILER, header::HeaderValue::from_static("x-tierlog-truncated"));
     }
-    let rows: Value = serde_json::from_slice(&encoded).unwrap_or_else(|_| json!([]));
-    let num_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mut body = json!({ "rows": rows, "num_rows": num_rows, "elapsed_ms": started.elapsed().as_millis() as u64 });
-    if result.truncated {
-        body["truncated"] = json!(true);
-        body["warning"] = json!(format!("result cut at {} rows (query.max_result_rows)", state.max_result_rows));
+    response
+}
+
+/// Set on every SQL answer: the most rows it may hold (`query.max_result_rows`).
+const ROW_LIMIT_HEADER: header::HeaderName = header::HeaderName::from_static("x-tierlog-row-limit");
+/// A trailer of non-JSON answers (sent when the client accepts trailers, `TE: trailers`):
+/// "true" when the row limit cut the answer. JSON answers say it in their last field.
+const TRUNCATED_TRAILER: header::HeaderName = header::HeaderName::from_static("x-tierlog-truncated");
+
+/// A SQL answer being written.
+struct Answer {
+    rows: Rows,
+    encoder: Encoder,
+    /// The first batch, read before the headers were sent.
+    pending: Option<arrow::record_batch::RecordBatch>,
+    /// Frames ready to send, before anything more is read.
+    queue: VecDeque<Result<Frame<Bytes>, String>>,
+    started: std::time::Instant,
+    max_rows: usize,
+    done: bool,
+}
+
+impl Answer {
+    async fn next_frame(mut self) -> Option<(Result<Frame<Bytes>, String>, Self)> {
+        loop {
+            if let Some(frame) = self.queue.pop_front() {
+                return Some((frame, self));
+            }
+            if self.done {
+                return None;
+            }
+            let batch = match self.pending.take() {
+                Some(batch) => Some(Ok(batch)),
+                None => self.rows.next().await,
+            };
+            match batch {
+                Some(Ok(batch)) => {
+                    let bytes = self.encoder.batch(&batch).map_err(|e| e.to_string());
+                    self.queue.push_back(bytes.map(|b| Frame::data(Bytes::from(b))));
+                }
+                Some(Err(e)) if self.encoder.is_json() => {
+                    let kind = e.kind();
+                    self.finish(Some((e.to_string(), kind.name(), kind.sqlstate())));
+                }
+                Some(Err(e)) => {
+                    // Ends the body early: the client sees an incomplete answer.
+                    self.done = true;
+                    self.queue.push_back(Err(e.to_string()));
+                }
+                None => self.finish(None),
+            }
+        }
     }
-    (StatusCode::OK, Json(body)).into_response()
+
+    /// Queues the end of the answer: JSON's summary, Arrow's end marker, the trailer.
+    fn finish(&mut self, error: Option<(String, &'static str, &'static str)>) {
+        self.done = true;
+        let truncated = self.rows.truncated();
+        let summary = Summary {
+            num_rows: self.rows.num_rows(),
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            truncated: truncated.then(|| format!("result cut at {} rows (query.max_result_rows)", self.max_rows)),
+            error,
+        };
+        match self.encoder.tail(&summary) {
+            Ok(bytes) if !bytes.is_empty() => self.queue.push_back(Ok(Frame::data(Bytes::from(bytes)))),
+            Ok(_) => {}
+            Err(e) => self.queue.push_back(Err(e.to_string())),
+        }
+        if !self.encoder.is_json() {
+            self.queue.push_back(Ok(trailer(truncated)));
+        }
+    }
+}
+
+fn trailer(truncated: bool) -> Frame<Bytes> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert(TRUNCATED_TRAILER, header::HeaderValue::from_static(if truncated { "true" } else { "false" }));
+    Frame::trailers(trailers)
 }
 
 /// `GET /api/v1/streams`: schema, rows, bytes and time range per tier of each stream.

@@ -14,7 +14,7 @@ mod search;
 mod table;
 
 pub use access::{Access, Grant};
-pub use engine::{Protocol, QueryEngine, QueryResult};
+pub use engine::{Protocol, QueryEngine, QueryResult, Rows};
 pub use error::{ErrorKind, QueryError};
 pub use http::{HttpServer, router};
 pub use pg::serve as serve_pg;

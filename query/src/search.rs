@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::access::Grant;
 use crate::engine::{Protocol, QueryEngine};
 use crate::error::{ErrorKind, QueryError};
-use crate::format::{Format, encode};
+use crate::format::rows_json;
 
 /// The search request, as given in the URL.
 #[derive(Debug, serde::Deserialize)]
@@ -69,8 +69,7 @@ pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, ma
     let hits = engine
         .sql(&format!("SELECT * FROM {table} {filter} ORDER BY _timestamp DESC LIMIT {limit}"), grant, Protocol::Http, Some(limit))
         .await?;
-    let hits: Value = serde_json::from_slice(&encode(Format::Json, &hits.batches).map_err(internal)?)
-        .unwrap_or_else(|_| json!([]));
+    let hits = rows_json(&hits.batches).map_err(internal)?;
 
     let summary = engine
         .sql(
@@ -111,8 +110,7 @@ pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, ma
                 None,
             )
             .await?;
-        serde_json::from_slice(&encode(Format::Json, &result.batches).map_err(internal)?)
-            .unwrap_or_else(|_| json!([]))
+        rows_json(&result.batches).map_err(internal)?
     };
     Ok(json!({
         "stream": req.stream,
@@ -124,8 +122,7 @@ pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, ma
 }
 
 fn first_row(batches: &[arrow::record_batch::RecordBatch]) -> Result<Value, QueryError> {
-    let rows: Value = serde_json::from_slice(&encode(Format::Json, batches).map_err(internal)?)
-        .map_err(internal)?;
+    let rows = rows_json(batches).map_err(internal)?;
     Ok(rows.get(0).cloned().unwrap_or(Value::Null))
 }
 
