@@ -167,6 +167,8 @@ mod tests {
         assert_eq!(kind_of(&DataFusionError::Execution("Cannot cast".into())), ErrorKind::Data);
         let wrapped = DataFusionError::Context("scan".into(), Box::new(DataFusionError::ResourcesExhausted("pool".into())));
         assert_eq!(kind_of(&wrapped), ErrorKind::ResourcesExhausted);
+        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::ResourcesExhausted("pool".into())));
+        assert_eq!(kind_of(&shared), ErrorKind::ResourcesExhausted);
         let read = DataFusionError::External(Box::new(std::io::Error::other("segment unreadable")));
         assert_eq!(kind_of(&read), ErrorKind::Internal);
         assert_eq!(ErrorKind::Internal.sqlstate(), "XX000");

@@ -12,6 +12,7 @@ mod pg;
 mod pushdown;
 mod search;
 mod table;
+mod topk;
 
 pub use access::{Access, Grant};
 pub use engine::{Protocol, QueryEngine, QueryResult, Rows};

@@ -26,31 +26,11 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use tantivy::{DocId, Searcher, SegmentReader};
 use tantivy::query::Query;
 use crate::pushdown::{self, Pushdown};
+use crate::topk::top_by_time;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
 
 const TIMESTAMP: &str = "_timestamp";
-
-/// Sorts `items` by time (then by the rest of the key, for a stable answer) and keeps
-/// the first `limit`, selecting before sorting so a small limit costs little.
-fn top<T, K: Ord>(items: &mut Vec<T>, limit: Option<usize>, descending: bool, key: impl Fn(&T) -> (i64, K)) {
-    let compare = |a: &T, b: &T| {
-        let (ta, ka) = key(a);
-        let (tb, kb) = key(b);
-        let by_time = if descending { tb.cmp(&ta) } else { ta.cmp(&tb) };
-        by_time.then(ka.cmp(&kb))
-    };
-    if let Some(limit) = limit
-        && limit < items.len()
-    {
-        if limit == 0 {
-            items.clear();
-            return;
-        }
-        items.select_nth_unstable_by(limit - 1, compare);
-        items.truncate(limit);
-    }
-    items.sort_unstable_by(compare);
-}
 
 /// Rows read per batch from a segment.
 const BATCH_ROWS: usize = 32768;
@@ -147,6 +127,13 @@ struct SegmentScan {
     queries: Arc<Vec<Box<dyn Query>>>,
 }
 
+/// The rows of each segment among the top `limit` of a scan, and the memory they hold.
+#[derive(Debug)]
+struct TopRows {
+    per_segment: Vec<Vec<DocId>>,
+    _reservation: MemoryReservation,
+}
+
 /// Reads pinned hot segments, one partition per segment.
 #[derive(Debug, Clone)]
 struct HotScanExec {
@@ -163,7 +150,7 @@ struct HotScanExec {
     /// With `order` and `limit`: per segment, its share of the top `limit` rows of the
     /// whole scan, chosen once by the first partition to run, so that only those rows'
     /// other columns are read.
-    top: Arc<OnceLock<std::result::Result<Vec<Vec<DocId>>, String>>>,
+    top: Arc<OnceLock<std::result::Result<TopRows, Arc<DataFusionError>>>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -201,58 +188,95 @@ impl HotScanExec {
         Ok(docs_of_kind(segment, self.kind, Some(hits)))
     }
 
-    /// `docs` keyed by `_timestamp`, in the pushed-down order, cut at the limit.
-    fn ordered(&self, segment: &SegmentReader, docs: Vec<DocId>, order: &PhysicalSortExpr) -> Vec<(i64, DocId)> {
-        let column = segment.fast_fields().date(TIMESTAMP).ok();
-        let mut keyed: Vec<(i64, DocId)> = docs
-            .into_iter()
-            .map(|d| (column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros()), d))
-            .collect();
-        top(&mut keyed, self.limit, order.options.descending, |k| *k);
-        keyed
+    /// The documents of a segment that match, their memory reserved from the pool.
+    fn matching_reserved(&self, scan: &SegmentScan, segment: &SegmentReader, reservation: &mut MemoryReservation) -> Result<Vec<DocId>> {
+        let docs = self.matching(scan, segment)?;
+        reservation.try_grow(docs.capacity() * std::mem::size_of::<DocId>())?;
+        Ok(docs)
     }
 
-    /// Per segment, its rows among the top `limit` of all segments, in order.
-    fn global_top(&self, order: &PhysicalSortExpr) -> Result<Vec<Vec<DocId>>> {
-        let mut all: Vec<(i64, usize, DocId)> = Vec::new();
+    /// `docs` keyed by `_timestamp`, in the pushed-down order, cut at the limit.
+    fn ordered(
+        &self,
+        segment: &SegmentReader,
+        docs: &[DocId],
+        order: &PhysicalSortExpr,
+        reservation: &mut MemoryReservation,
+    ) -> Result<Vec<(i64, DocId)>> {
+        let column = segment.fast_fields().date(TIMESTAMP).ok();
+        let keyed = docs
+            .iter()
+            .map(|&d| (column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros()), d));
+        top_by_time(keyed, self.limit, order.options.descending, reservation)
+    }
+
+    /// Per segment, its rows among the top `limit` of all segments, in order. Holds at
+    /// most `limit` candidates per segment, and their memory is reserved.
+    fn global_top(&self, order: &PhysicalSortExpr, reservation: &mut MemoryReservation) -> Result<Vec<Vec<DocId>>> {
+        let mut candidates: Vec<(i64, (usize, DocId))> = Vec::new();
         for (i, scan) in self.segments.iter().enumerate() {
             let segment = scan.searcher.segment_reader(scan.ord as u32);
-            let docs = self.matching(scan, segment)?;
-            all.extend(self.ordered(segment, docs, order).into_iter().map(|(t, d)| (t, i, d)));
+            let docs = self.matching_reserved(scan, segment, reservation)?;
+            let top = self.ordered(segment, &docs, order, reservation)?;
+            reservation.shrink(docs.capacity() * std::mem::size_of::<DocId>());
+            candidates = top_by_time(
+                candidates.into_iter().chain(top.into_iter().map(|(t, d)| (t, (i, d)))),
+                self.limit,
+                order.options.descending,
+                reservation,
+            )?;
         }
-        top(&mut all, self.limit, order.options.descending, |(t, i, d)| (*t, (*i, *d)));
         let mut per_segment = vec![Vec::new(); self.segments.len()];
-        for (_, i, d) in all {
+        for (_, (i, d)) in candidates {
             per_segment[i].push(d);
         }
         Ok(per_segment)
     }
 
-    /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time.
-    fn segment_batches(&self, partition: usize) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + 'static> {
+    /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time. The
+    /// document lists and the batch being read hold memory reserved from the pool.
+    fn segment_batches(
+        &self,
+        partition: usize,
+        context: &TaskContext,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + 'static> {
+        let mut reservation = MemoryConsumer::new(format!("HotScanExec[{partition}]")).register(context.memory_pool());
         let scan = self.segments.get(partition);
         let segment = scan.map(|s| s.searcher.segment_reader(s.ord as u32).clone());
         let docs = match (scan, &segment, &self.order) {
             (Some(_), Some(_), Some(order)) if self.limit.is_some() => {
-                let top = self.top.get_or_init(|| self.global_top(order).map_err(|e| e.to_string()));
-                top.as_ref().map_err(|e| DataFusionError::Execution(e.clone()))?[partition].clone()
+                let top = self.top.get_or_init(|| {
+                    let mut reservation = MemoryConsumer::new("HotScanExec top-k").register(context.memory_pool());
+                    match self.global_top(order, &mut reservation) {
+                        // The chosen rows stay reserved as long as the plan holds them.
+                        Ok(top) => Ok(TopRows { per_segment: top, _reservation: reservation }),
+                        Err(e) => Err(Arc::new(e)),
+                    }
+                });
+                let top = top.as_ref().map_err(|e| DataFusionError::Shared(Arc::clone(e)))?;
+                top.per_segment[partition].clone()
             }
             (Some(scan), Some(segment), Some(order)) => {
-                let docs = self.matching(scan, segment)?;
-                self.ordered(segment, docs, order).into_iter().map(|(_, d)| d).collect()
+                let docs = self.matching_reserved(scan, segment, &mut reservation)?;
+                let ordered = self.ordered(segment, &docs, order, &mut reservation)?;
+                ordered.into_iter().map(|(_, d)| d).collect()
             }
             (Some(scan), Some(segment), None) => {
-                let mut docs = self.matching(scan, segment)?;
+                let mut docs = self.matching_reserved(scan, segment, &mut reservation)?;
                 docs.truncate(self.limit.unwrap_or(usize::MAX));
                 docs
             }
             _ => Vec::new(),
         };
+        reservation.resize(docs.capacity() * std::mem::size_of::<DocId>());
         let stored: Vec<TableColumn> = self.columns.iter().flatten().cloned().collect();
         let (columns, schema) = (self.columns.clone(), Arc::clone(&self.schema));
         let docs = Arc::new(docs);
+        let docs_bytes = reservation.size();
         Ok((0..docs.len()).step_by(BATCH_ROWS).map(move |start| {
             let chunk = &docs[start..docs.len().min(start + BATCH_ROWS)];
+            // The batch being read counts until the next one replaces it.
+            reservation.resize(docs_bytes);
             let segment = segment.as_ref().expect("chunks exist only for a segment");
             let stored_arrays = if stored.is_empty() {
                 Vec::new() // count(*): rows without columns
@@ -270,7 +294,9 @@ impl HotScanExec {
                 })
                 .collect();
             let options = RecordBatchOptions::new().with_row_count(Some(chunk.len()));
-            RecordBatch::try_new_with_options(Arc::clone(&schema), arrays, &options).map_err(Into::into)
+            let batch = RecordBatch::try_new_with_options(Arc::clone(&schema), arrays, &options)?;
+            reservation.try_grow(batch.get_array_memory_size())?;
+            Ok(batch)
         }))
     }
 }
@@ -341,8 +367,8 @@ impl ExecutionPlan for HotScanExec {
         self.limit
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let batches = self.segment_batches(partition)?;
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let batches = self.segment_batches(partition, &context)?;
         // Reading a segment is blocking work; each batch is produced on demand.
         let stream = futures::stream::iter(batches);
         Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream)))
