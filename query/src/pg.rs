@@ -486,17 +486,17 @@ impl QueryParser for PgParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let started = Instant::now();
-        let service = &self.wire;
-        let mut statements = service.engine.parse(sql).map_err(|e| service.failed(e, started))?;
+        let wire = &self.wire;
+        let mut statements = wire.engine.parse(sql).map_err(|e| wire.failed(e, started))?;
         let statement = match statements.len() {
             0 => return Ok(None),
             1 => statements.remove(0),
             _ => {
                 let e = QueryError::new(ErrorKind::Syntax, "cannot insert multiple commands into a prepared statement");
-                return Err(service.failed(e, started));
+                return Err(wire.failed(e, started));
             }
         };
-        service.prepare(client, statement).await.map(Some).map_err(|e| service.failed(e, started))
+        wire.prepare(client, statement).await.map(Some).map_err(|e| wire.failed(e, started))
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
