@@ -1,6 +1,7 @@
-//! Hostile SQL over the PostgreSQL wire, from two clients tierlog did not write: `psql`
-//! (simple query protocol) and Python psycopg 3 (libpq's extended protocol, prepared
-//! statements, server-side cursors). As a user granted one stream, and again on a node
+//! Hostile SQL over the PostgreSQL wire, from three clients tierlog did not write: `psql`
+//! (simple query protocol), Python psycopg 3 (libpq's extended protocol, prepared
+//! statements, server-side cursors) and pgjdbc (DBeaver's driver: named server-side
+//! statements, portals fetched in batches). As a user granted one stream, and again on a node
 //! with no users, every attack is refused with its SQLSTATE, no file is written, no
 //! setting changes for another session, and the server goes on answering.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::kafka::{create_topic, lines, produce_all};
-use support::psql::{pg_port, psql_state, psycopg};
+use support::psql::{pg_port, pgjdbc, psql_state, psycopg};
 use support::{dataset, node, services, unique_topic, wait_for};
 
 const BI_PASSWORD: &str = "bi-password-42";
@@ -122,7 +123,31 @@ fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows:
     for ((step, answer), code) in steps.iter().zip(&answers).zip(&expected) {
         assert_eq!(state(answer), *code, "psycopg as {user}: {step}: {answer}");
     }
+    // pgjdbc: each attack as a plain statement and as a named prepared statement.
+    let mut steps: Vec<(&str, &str)> = attacks.iter().flat_map(|(sql, _)| [("query", sql.as_str()), ("prepared", sql.as_str())]).collect();
+    let mut expected: Vec<&str> = attacks.iter().flat_map(|(_, code)| [*code, *code]).collect();
+    if limited {
+        steps.push(("fetch", "SELECT message FROM apache"));
+        expected.push("42501");
+    }
+    for ((step, answer), code) in steps.iter().zip(pgjdbc(pg, user, password, &steps)).zip(&expected) {
+        match answer {
+            Ok(rows) => panic!("pgjdbc as {user}: {step:?} ran: {rows:?}"),
+            Err((got, message)) => assert_eq!(&got, code, "pgjdbc as {user}: {step:?}: {message}"),
+        }
+    }
     assert!(!file.exists(), "a refused statement wrote {}", file.display());
+    // And pgjdbc's own reads work: a plain query, a prepared one, a portal read 100 rows at a time.
+    let answers = pgjdbc(
+        pg,
+        user,
+        password,
+        &[("query", "SELECT count(*) FROM hdfs"), ("prepared", "SELECT count(*) FROM hdfs"), ("fetch", "SELECT _offset FROM hdfs ORDER BY _offset")],
+    );
+    let offsets: Vec<String> = (0..hdfs_rows).map(|o| o.to_string()).collect();
+    assert_eq!(answers[0], Ok(vec![hdfs_rows.to_string()]));
+    assert_eq!(answers[1], Ok(vec![hdfs_rows.to_string()]));
+    assert_eq!(answers[2].as_ref(), Ok(&offsets), "every row once, in order, over a suspended portal");
 
     // What drivers and tools send keeps working, and each session keeps its own settings:
     // a parameterised query, a prepared one, a server-side cursor read in batches of 500.
@@ -147,7 +172,6 @@ fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows:
     assert_eq!(ok[2]["rows"], json!([["hostile-test"]]));
     assert_eq!(ok[3]["rows"], json!([[hdfs_rows.to_string()]]));
     assert_eq!(ok[4]["rows"], json!([[(hdfs_rows - 1000).to_string()]]));
-    let offsets: Vec<String> = (0..hdfs_rows).map(|o| o.to_string()).collect();
     let fetched: Vec<String> = ok[5]["rows"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap().to_string()).collect();
     assert_eq!(fetched, offsets, "the cursor returns every row once, in order");
     // The refused SETs changed nothing: DataFusion's default batch size.

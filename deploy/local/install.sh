@@ -3,7 +3,8 @@
 #   - Debian packages: cmake + curl headers (librdkafka is built from source)
 #   - tansu (Kafka-protocol broker), built with cargo into $TIERLOG_CACHE/tansu-<version>
 #   - moto_server (S3-protocol server) in a virtualenv under $TIERLOG_CACHE
-#   - the tests' independent clients (Python psycopg) in a virtualenv under $TIERLOG_CACHE
+#   - the tests' independent clients: Python psycopg in a virtualenv under $TIERLOG_CACHE,
+#     Debian's pgjdbc
 #   - duckdb (Python), the query benchmark's baseline: only with the `duckdb` target
 # Usage: install.sh [all|packages|tansu|moto|clients|duckdb]   (default: all, without duckdb)
 #        install.sh duckdb prints the venv's python on stdout.
@@ -34,6 +35,8 @@ install_moto() {
 }
 
 install_clients() {
+  # pgjdbc, the JDBC driver DBeaver and most Java tools use (Java 17 is on the machine).
+  apt_install libpostgresql-jdbc-java
   if [[ ! -x $TEST_PY_VENV/bin/python ]] || ! "$TEST_PY_VENV/bin/python" -c 'import psycopg' 2>/dev/null; then
     log "installing test clients ($TEST_PY_PACKAGES) into $TEST_PY_VENV"
     rm -rf "$TEST_PY_VENV" && python3 -m venv "$TEST_PY_VENV"

@@ -76,3 +76,41 @@ pub fn psycopg(port: u16, user: &str, password: Option<&str>, steps: serde_json:
     assert!(out.status.success(), "psycopg steps failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("one JSON answer per step")
 }
+
+/// One answer of [`pgjdbc`]: the first column of every row, or (SQLSTATE, message).
+pub type JdbcAnswer = Result<Vec<String>, (String, String)>;
+
+/// Runs `steps` ("query" | "prepared" | "fetch", SQL) through pgjdbc, Debian's JDBC
+/// driver, with Java's single-file launcher; see `tests/clients/PgjdbcSteps.java`.
+pub fn pgjdbc(port: u16, user: &str, password: Option<&str>, steps: &[(&str, &str)]) -> Vec<JdbcAnswer> {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/PgjdbcSteps.java");
+    let mut child = Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(source)
+        .arg(format!("jdbc:postgresql://127.0.0.1:{port}/tierlog"))
+        .arg(user)
+        .arg(password.unwrap_or("-"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java runs (Java 17 and Debian's libpostgresql-jdbc-java, deploy/local/install.sh clients)");
+    use std::io::Write;
+    let input: String = steps.iter().map(|(kind, sql)| format!("{kind}\t{}\n", sql.replace('\n', " "))).collect();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "pgjdbc steps failed: {}", String::from_utf8_lossy(&out.stderr));
+    let answers: Vec<JdbcAnswer> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("ok"), rows, None) => Ok(rows.filter(|r| !r.is_empty()).map(|r| r.split(',').map(str::to_string).collect()).unwrap_or_default()),
+                (Some("error"), Some(state), message) => Err((state.to_string(), message.unwrap_or_default().to_string())),
+                _ => panic!("unexpected pgjdbc output: {line}"),
+            }
+        })
+        .collect();
+    assert_eq!(answers.len(), steps.len(), "one answer per step");
+    answers
+}
