@@ -19,6 +19,17 @@ pub enum ColdError {
     Corrupt { url: String, key: String },
     #[error("cold store {url}: no answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
+    #[error("cold store {url}: {reason}")]
+    Location { url: String, reason: String },
+    #[error("stream '{stream}': Delta table {table}: {source}")]
+    Table {
+        stream: String,
+        table: String,
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    #[error("stream '{stream}': segment {segment}: {reason}")]
+    Segment { stream: String, segment: String, reason: String },
     #[error("cannot create {path}: {source}")]
     CreateDir {
         path: String,

@@ -3,7 +3,11 @@
 //! remote index reader with its caches, and the lifecycle manager (DESIGN.md §5).
 
 mod error;
+mod segment;
 mod store;
+mod table;
 
 pub use error::{ColdError, Result};
+pub use segment::{ParquetFile, write_parquet};
 pub use store::ColdStore;
+pub use table::{ColdTable, Committed, NewSegment, register_log_stores};

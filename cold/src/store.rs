@@ -18,6 +18,7 @@ pub struct ColdStore {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    location: ColdLocation,
 }
 
 impl ColdStore {
@@ -66,7 +67,35 @@ impl ColdStore {
                 (Arc::new(builder.build().map_err(open_err)?), Path::from(prefix.as_str()))
             }
         };
-        Ok(ColdStore { store, prefix, url })
+        Ok(ColdStore { store, prefix, url, location: config.url.clone() })
+    }
+
+    /// The URL of `key` (a folder under the prefix) for deltalake, and for S3 the
+    /// bucket-level store it must write through (ours: our retries, endpoint and keys).
+    pub(crate) fn location_of(&self, key: &str) -> Result<(url::Url, Option<Arc<dyn ObjectStore>>)> {
+        let bad = |e: &dyn std::fmt::Display| ColdError::Location { url: self.url.clone(), reason: e.to_string() };
+        match &self.location {
+            ColdLocation::Local { root } => {
+                let folder = std::path::absolute(root.join(key)).map_err(|e| bad(&e))?;
+                std::fs::create_dir_all(&folder).map_err(|source| ColdError::CreateDir { path: folder.display().to_string(), source })?;
+                let url = url::Url::from_directory_path(&folder).map_err(|()| bad(&"not an absolute path"))?;
+                Ok((url, None))
+            }
+            ColdLocation::S3 { bucket, .. } => {
+                let url = url::Url::parse(&format!("s3://{bucket}/{}/", self.key(key))).map_err(|e| bad(&e))?;
+                Ok((url, Some(Arc::clone(&self.store))))
+            }
+        }
+    }
+
+    /// Writes `bytes` at `key` (under the prefix).
+    pub async fn put(&self, key: &Path, bytes: Vec<u8>) -> Result<()> {
+        self.object_op("put", key, self.store.put(key, PutPayload::from(bytes)).await).map(|_| ())
+    }
+
+    /// The store itself, for readers that take an `ObjectStore`.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
     }
 
     /// The configured location, e.g. `s3://logs/tierlog`.

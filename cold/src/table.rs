@@ -1,0 +1,215 @@
+//! One Delta Lake table per stream, at `<prefix>/tables/<stream>/` (DESIGN.md §5). Its
+//! transaction log is the cold tier's manifest: a segment exists once the commit that
+//! adds its Parquet file exists, and not before.
+//!
+//! Each segment (a former hot generation; its id is the idempotency key) is added by
+//! one commit, whose `txn` actions (`tierlog/<stream>/<topic>/<partition>`) carry each
+//! partition's next offset: the cold checkpoint a fresh node resumes from. A txn version
+//! never goes down.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+
+use arrow::datatypes::Schema as ArrowSchema;
+use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use tierlog_core::checkpoint::Checkpoint;
+use url::Url;
+
+use crate::error::{ColdError, Result};
+use crate::store::ColdStore;
+
+/// Tags of a segment's add action.
+pub const SEGMENT_TAG: &str = "tierlog.segment";
+pub const OFFSETS_TAG: &str = "tierlog.offsets";
+pub const SCHEMA_TAG: &str = "tierlog.schema";
+
+/// Registers, once per process, the log store deltalake uses for `s3://` tables: its
+/// default one (every commit a put-if-absent), over the store tierlog hands it. deltalake
+/// keeps this registry global; this is the one place that touches it.
+pub fn register_log_stores() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let scheme = Url::parse("s3://").expect("a valid scheme URL");
+        logstore_factories().insert(scheme, Arc::new(DefaultLogStores));
+    });
+}
+
+struct DefaultLogStores;
+
+impl LogStoreFactory for DefaultLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(prefixed_store, root_store, location, options))
+    }
+}
+
+/// A segment ready to be added: its Parquet file is uploaded at `path` (relative to the
+/// table root).
+#[derive(Debug, Clone)]
+pub struct NewSegment {
+    /// The generation id it came from; the idempotency key.
+    pub id: String,
+    pub path: String,
+    pub size: i64,
+    /// Delta's `stats` JSON (numRecords, minValues, maxValues, nullCount).
+    pub stats: String,
+    /// Per partition, the next offset after the segment's rows.
+    pub next_offsets: Checkpoint,
+    /// Per partition, `[first, last]` offsets of its rows, as the `tierlog.offsets` tag.
+    pub offset_ranges: String,
+    pub schema_version: u32,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The segment was added at this table version.
+    Added(u64),
+    /// The table already held the segment: nothing was written.
+    AlreadyThere,
+}
+
+/// A stream's cold table.
+pub struct ColdTable {
+    stream: String,
+    table: DeltaTable,
+}
+
+impl std::fmt::Debug for ColdTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdTable").field("stream", &self.stream).field("version", &self.table.version()).finish()
+    }
+}
+
+impl ColdTable {
+    /// Opens the stream's table, creating it with `schema` on first use. Two nodes
+    /// creating it at once is fine: one commit of version 0 wins, the other loads it.
+    pub async fn open(store: &ColdStore, stream: &str, schema: &ArrowSchema) -> Result<ColdTable> {
+        register_log_stores();
+        let (url, backend) = store.location_of(&format!("tables/{stream}"))?;
+        let err = |source| ColdError::Table { stream: stream.to_string(), table: url.to_string(), source };
+        let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(err)?;
+        if let Some(backend) = backend {
+            builder = builder.with_storage_backend(backend, url.clone());
+        }
+        let mut table = builder.build().map_err(err)?;
+        match table.load().await {
+            Ok(()) => {}
+            Err(DeltaTableError::NotATable(_)) => {
+                let columns = StructType::try_from_arrow(schema).map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+                let created = CreateBuilder::new()
+                    .with_log_store(table.log_store())
+                    .with_table_name(stream)
+                    .with_comment(format!("tierlog stream '{stream}'"))
+                    .with_columns(columns.fields().cloned())
+                    .with_save_mode(SaveMode::Ignore)
+                    .await;
+                match created {
+                    Ok(created) => table = created,
+                    // Another node created it first.
+                    Err(_) => table.load().await.map_err(err)?,
+                }
+            }
+            Err(e) => return Err(err(e)),
+        }
+        Ok(ColdTable { stream: stream.to_string(), table })
+    }
+
+    /// The version of the snapshot this handle holds.
+    pub fn version(&self) -> Option<u64> {
+        self.table.version()
+    }
+
+    /// Reads the newest version of the log.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.table.update_state().await.map_err(|e| self.error(e))
+    }
+
+    /// The txn app id of a partition.
+    fn app_id(&self, topic: &str, partition: i32) -> String {
+        format!("tierlog/{}/{topic}/{partition}", self.stream)
+    }
+
+    /// The cold checkpoint of `topic`/`partition`: the next offset after every row the
+    /// table holds, as its `txn` action says.
+    pub async fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
+        snapshot.transaction_version(&*self.table.log_store(), self.app_id(topic, partition)).await.map_err(|e| self.error(e))
+    }
+
+    /// Paths of the live Parquet files, relative to the table root.
+    pub fn files(&self) -> Result<Vec<String>> {
+        let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
+        Ok(snapshot.log_data().iter().map(|f| f.path().to_string()).collect())
+    }
+
+    /// Whether the live snapshot holds segment `id` (its file is named after it).
+    pub fn has_segment(&self, id: &str) -> Result<bool> {
+        let name = format!("{id}.parquet");
+        Ok(self.files()?.iter().any(|p| p.rsplit('/').next() == Some(name.as_str())))
+    }
+
+    /// Adds `segment` in one commit with its partitions' txn versions, unless the table
+    /// already holds it. The commit is the arbiter between nodes: deltalake retries a
+    /// conflicting append, and a segment found after a refresh is not added again.
+    pub async fn commit_segment(&mut self, segment: &NewSegment) -> Result<Committed> {
+        self.refresh().await?;
+        if self.has_segment(&segment.id)? {
+            return Ok(Committed::AlreadyThere);
+        }
+        let now = now_ms();
+        let mut transactions = Vec::new();
+        for (topic, partition, next) in segment.next_offsets.iter() {
+            let held = self.next_offset(topic, partition).await?.unwrap_or(0);
+            transactions.push(Transaction::new_with_last_update(self.app_id(topic, partition), next.max(held), Some(now)));
+        }
+        let tags = HashMap::from([
+            (SEGMENT_TAG.to_string(), Some(segment.id.clone())),
+            (OFFSETS_TAG.to_string(), Some(segment.offset_ranges.clone())),
+            (SCHEMA_TAG.to_string(), Some(segment.schema_version.to_string())),
+        ]);
+        let add = Add {
+            path: segment.path.clone(),
+            partition_values: HashMap::new(),
+            size: segment.size,
+            modification_time: now,
+            data_change: true,
+            stats: Some(segment.stats.clone()),
+            tags: Some(tags),
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        };
+        let properties = CommitProperties::default().with_application_transactions(transactions);
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(vec![Action::Add(add)])
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.error(e.into()))?;
+        let version = finalized.version();
+        self.refresh().await?;
+        Ok(Committed::Added(version))
+    }
+
+    fn error(&self, source: DeltaTableError) -> ColdError {
+        ColdError::Table { stream: self.stream.clone(), table: self.table.table_url().to_string(), source }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

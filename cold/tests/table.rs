@@ -1,0 +1,141 @@
+//! The stream's Delta table, on `file://` and on the real S3-protocol server: segments
+//! are added once each (the segment id is the idempotency key), each commit carries the
+//! partitions' next offsets as `txn` versions that never go down, two writers committing
+//! at once lose nothing, and Python `deltalake` and Polars read the table without tierlog.
+
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
+use tierlog_cold::{ColdStore, ColdTable, Committed, NewSegment, write_parquet};
+use tierlog_core::checkpoint::Checkpoint;
+use tierlog_core::config::{ColdConfig, ColdLocation, Secret};
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("_timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("_topic", DataType::Utf8, false),
+        Field::new("_partition", DataType::Int32, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("message", DataType::Utf8, true),
+    ]))
+}
+
+/// A segment of `partition`'s offsets `range`, uploaded, ready to commit; its txn says
+/// the partition's next offset is `next`.
+async fn segment(store: &ColdStore, id: &str, partition: i32, range: std::ops::Range<i64>, next: i64) -> NewSegment {
+    let n = range.clone().count();
+    let times: Vec<i64> = range.clone().map(|o| 1_700_000_000_000_000 + o * 1000).collect();
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+            Arc::new(StringArray::from(vec!["t"; n])),
+            Arc::new(Int32Array::from(vec![partition; n])),
+            Arc::new(Int64Array::from(range.clone().collect::<Vec<_>>())),
+            Arc::new(StringArray::from(range.clone().map(|o| format!("line {o}")).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let file = write_parquet(&schema(), &[batch], &["_topic"]).unwrap();
+    let path = format!("date=2023-11-14/hour=22/{id}.parquet");
+    store.put(&store.key(&format!("tables/logs/{path}")), file.bytes.clone()).await.unwrap();
+    let mut next_offsets = Checkpoint::new();
+    next_offsets.advance("t", partition, next);
+    NewSegment {
+        id: id.to_string(),
+        path,
+        size: file.bytes.len() as i64,
+        stats: file.stats,
+        next_offsets,
+        offset_ranges: format!(r#"{{"t":{{"{partition}":[{},{}]}}}}"#, range.start, range.end - 1),
+        schema_version: 1,
+    }
+}
+
+/// The shared suite, run on each store.
+async fn suite(store: ColdStore, reader_uri: String, reader_options: Value) {
+    let mut table = ColdTable::open(&store, "logs", &schema()).await.unwrap();
+    assert_eq!(table.version(), Some(0), "created on first use");
+    let a = segment(&store, "20231114T221320000Z-n1-0000000a", 0, 0..1000, 1000).await;
+    assert_eq!(table.commit_segment(&a).await.unwrap(), Committed::Added(1));
+    assert_eq!(table.commit_segment(&a).await.unwrap(), Committed::AlreadyThere, "a segment is never added twice");
+    assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1000));
+
+    // Two writers (two handles, as two nodes would hold) commit at once.
+    let mut other = ColdTable::open(&store, "logs", &schema()).await.unwrap();
+    let b = segment(&store, "20231114T221321000Z-n1-0000000b", 0, 1000..1500, 1500).await;
+    let c = segment(&store, "20231114T221321000Z-n2-0000000c", 1, 0..200, 200).await;
+    let (rb, rc) = tokio::join!(table.commit_segment(&b), other.commit_segment(&c));
+    let mut versions = vec![rb.unwrap(), rc.unwrap()];
+    versions.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(versions, [Committed::Added(2), Committed::Added(3)], "both commits landed, one version each");
+    table.refresh().await.unwrap();
+    assert_eq!(table.files().unwrap().len(), 3);
+    assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1500));
+    assert_eq!(table.next_offset("t", 1).await.unwrap(), Some(200));
+    // A commit whose partition offset is behind the table's (a node that lagged) never
+    // moves the txn back.
+    let late = segment(&store, "20231114T221319000Z-n3-0000000d", 0, 1500..1600, 1200).await;
+    assert_eq!(table.commit_segment(&late).await.unwrap(), Committed::Added(4));
+    assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1500));
+
+    // An independent reader sees the same table.
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(&reader_uri)
+        .arg(reader_options.to_string())
+        .args(["tierlog/logs/t/0", "tierlog/logs/t/1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("python deltalake + polars read: {seen}");
+    assert_eq!(seen["version"], 4);
+    assert_eq!(seen["files"], 4);
+    assert_eq!(seen["rows"], 1800);
+    assert_eq!(seen["distinct_offsets"], 1800);
+    assert_eq!(seen["columns"]["_offset"], "Int64");
+    assert_eq!(seen["txn"]["tierlog/logs/t/0"], 1500);
+    assert_eq!(seen["txn"]["tierlog/logs/t/1"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_on_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ColdConfig { url: ColdLocation::Local { root: dir.path().to_path_buf() }, ..ColdConfig::default() };
+    let store = ColdStore::open(&config).unwrap();
+    let uri = dir.path().join("tables/logs").display().to_string();
+    suite(store, uri, serde_json::json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_on_the_s3_server() {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = get("TIERLOG_S3_ENDPOINT") else {
+        assert!(get("CI").as_deref() != Some("true"), "CI=true but TIERLOG_S3_ENDPOINT is not set: the S3 server is missing");
+        eprintln!("SKIPPED: no S3 server (run with deploy/local/test.sh)");
+        return;
+    };
+    let bucket = get("TIERLOG_S3_BUCKET").unwrap_or_else(|| "tierlog".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let prefix = format!("cold-table-{}-{nanos}", std::process::id());
+    let config = ColdConfig {
+        url: ColdLocation::S3 { bucket: bucket.clone(), prefix: prefix.clone() },
+        endpoint: Some(endpoint.clone()),
+        allow_http: true,
+        access_key_id: Some(Secret::new("test")),
+        secret_access_key: Some(Secret::new("test")),
+        ..ColdConfig::default()
+    };
+    let store = ColdStore::open(&config).unwrap();
+    let options = serde_json::json!({
+        "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+    });
+    suite(store, format!("s3://{bucket}/{prefix}/tables/logs"), options).await;
+}

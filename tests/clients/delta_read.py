@@ -1,0 +1,29 @@
+"""Reads a tierlog cold table as any Delta Lake user would, with Python `deltalake`
+(delta-rs) and Polars, and prints what they see as one JSON object.
+
+argv: table URI, storage options as JSON ("{}" for a local table), then txn app ids.
+"""
+import json
+import sys
+
+import deltalake
+import polars as pl
+
+
+def main():
+    uri, options = sys.argv[1], json.loads(sys.argv[2])
+    table = deltalake.DeltaTable(uri, storage_options=options or None)
+    frame = pl.read_delta(uri, storage_options=options or None)
+    keys = frame.select(["_topic", "_partition", "_offset"]).unique()
+    print(json.dumps({
+        "version": table.version(),
+        "files": len(table.file_uris()),
+        "rows": frame.height,
+        "distinct_offsets": keys.height,
+        "columns": {name: str(dtype) for name, dtype in frame.schema.items()},
+        "txn": {app: table.transaction_version(app) for app in sys.argv[3:]},
+    }))
+
+
+if __name__ == "__main__":
+    main()
