@@ -35,8 +35,8 @@ install_moto() {
 }
 
 install_clients() {
-  # pgjdbc, the JDBC driver DBeaver and most Java tools use (Java 17 is on the machine).
-  apt_install libpostgresql-jdbc-java
+  # psql, and pgjdbc (the JDBC driver of DBeaver and most Java tools) with a Java to run it.
+  apt_install postgresql-client-15 openjdk-17-jre-headless libpostgresql-jdbc-java
   if [[ ! -x $TEST_PY_VENV/bin/python ]] || ! "$TEST_PY_VENV/bin/python" -c 'import psycopg, deltalake, polars' 2>/dev/null; then
     log "installing test clients ($TEST_PY_PACKAGES) into $TEST_PY_VENV"
     rm -rf "$TEST_PY_VENV" && python3 -m venv "$TEST_PY_VENV"
