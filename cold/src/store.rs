@@ -93,10 +93,6 @@ impl ColdStore {
         self.object_op("put", key, self.store.put(key, PutPayload::from(bytes)).await).map(|_| ())
     }
 
-    /// The store itself, for readers that take an `ObjectStore`.
-    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
-    }
 
     /// The configured location, e.g. `s3://logs/tierlog`.
     pub fn url(&self) -> &str {

@@ -183,7 +183,7 @@ impl Encoder {
 }
 
 /// The columns and their SQL-facing types, in SELECT order.
-pub fn columns_json(schema: &Schema) -> Value {
+fn columns_json(schema: &Schema) -> Value {
     Value::Array(
         schema
             .fields()
