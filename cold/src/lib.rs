@@ -3,11 +3,13 @@
 //! remote index reader with its caches, and the lifecycle manager (DESIGN.md §5).
 
 mod error;
+mod migrate;
 mod segment;
 mod store;
 mod table;
 
 pub use error::{ColdError, Result};
+pub use migrate::{Migrated, cold_schema, migrate_generation};
 pub use segment::{ParquetFile, write_parquet};
 pub use store::ColdStore;
 pub use table::{ColdTable, Committed, NewSegment, register_log_stores};

@@ -1,7 +1,8 @@
 """Reads a tierlog cold table as any Delta Lake user would, with Python `deltalake`
 (delta-rs) and Polars, and prints what they see as one JSON object.
 
-argv: table URI, storage options as JSON ("{}" for a local table), then txn app ids.
+argv: table URI, storage options as JSON ("{}" for a local table), then txn app ids,
+and `by:COLUMN` for the row count per value of COLUMN.
 """
 import json
 import sys
@@ -21,7 +22,11 @@ def main():
         "rows": frame.height,
         "distinct_offsets": keys.height,
         "columns": {name: str(dtype) for name, dtype in frame.schema.items()},
-        "txn": {app: table.transaction_version(app) for app in sys.argv[3:]},
+        "txn": {app: table.transaction_version(app) for app in sys.argv[3:] if not app.startswith("by:")},
+        "counts": {
+            column: {str(k): v for k, v in frame.group_by(column).len().iter_rows()}
+            for column in (a[3:] for a in sys.argv[3:] if a.startswith("by:"))
+        },
     }))
 
 

@@ -1,0 +1,88 @@
+//! A sealed hot generation migrates into the stream's Delta table: every committed row
+//! once, typed columns, the generation's checkpoint as `txn` versions, and a second run
+//! adds nothing. Python `deltalake` and Polars check the table against counts the test
+//! computes from the input file (loghub HDFS_2k).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use tierlog_cold::{ColdStore, ColdTable, cold_schema, migrate_generation};
+use tierlog_core::config::{ColdConfig, ColdLocation, Config};
+use tierlog_hot::{GenerationState, HotCatalog, HotStream, RowOrigin};
+
+const STREAM: &str = "[[streams]]\nname = \"hdfs\"\ntopics = [\"hdfs\"]\nformat = \"json\"\n\
+    fields = [{ name = \"level\", type = \"keyword\" }, { name = \"message\", type = \"text\" }]\n\
+    [streams.policy]\nrollover_max_docs = 1000\n";
+
+fn lines() -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/loghub/HDFS_2k.log");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_generations_migrate_once_each() {
+    let config = Config::parse(STREAM, "test.toml", std::path::Path::new("/"), &|_| None).unwrap();
+    let stream = &config.streams[0];
+    let hot_dir = tempfile::tempdir().unwrap();
+    let catalog = HotCatalog::new();
+    let mut hot = HotStream::open(hot_dir.path(), "n1", stream, catalog.clone()).unwrap();
+    let schema = hot.schema().clone();
+    let field = |name: &str| schema.columns.iter().find(|c| c.name == name).unwrap().field;
+    let input = lines();
+    for (offset, line) in input.iter().enumerate() {
+        let offset = offset as i64;
+        let origin = RowOrigin { topic: "hdfs", partition: 0, offset, key: None, kafka_time_us: offset, ingest_time_us: 0 };
+        let mut doc = schema.row(&origin, 0, 1_700_000_000_000_000 + offset * 1_000_000);
+        let mut words = line.split_whitespace();
+        doc.add_text(field("level"), words.nth(3).unwrap());
+        doc.add_text(field("message"), line);
+        hot.add(doc, line.len() as u64).unwrap();
+        hot.advance("hdfs", 0, offset + 1);
+        if offset % 500 == 499 {
+            hot.commit().unwrap();
+        }
+    }
+    drop(hot);
+    let generations = catalog.snapshot("hdfs");
+    assert!(generations.len() >= 2 && generations.iter().all(|g| g.meta.state == GenerationState::Sealed), "sealed generations");
+
+    let cold_dir = tempfile::tempdir().unwrap();
+    let store = ColdStore::open(&ColdConfig { url: ColdLocation::Local { root: cold_dir.path().to_path_buf() }, ..ColdConfig::default() }).unwrap();
+    let mut table = ColdTable::open(&store, "hdfs", &cold_schema(&schema)).await.unwrap();
+    let mut rows = 0;
+    for generation in &generations {
+        let done = migrate_generation(&store, &mut table, &schema, "hdfs", generation).await.unwrap();
+        assert!(done.version.is_some(), "{done:?}");
+        rows += done.rows;
+        eprintln!("migrated {} rows of {} into {} Parquet bytes", done.rows, done.segment, done.parquet_bytes);
+        let again = migrate_generation(&store, &mut table, &schema, "hdfs", generation).await.unwrap();
+        assert_eq!(again.version, None, "a second run adds nothing");
+    }
+    assert_eq!(rows, input.len());
+    assert_eq!(table.next_offset("hdfs", 0).await.unwrap(), Some(input.len() as i64));
+
+    // The levels counted from the raw lines, and what an outside reader sees.
+    let mut levels: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &input {
+        *levels.entry(line.split_whitespace().nth(3).unwrap().to_string()).or_default() += 1;
+    }
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(cold_dir.path().join("tables/hdfs"))
+        .args(["{}", "tierlog/hdfs/hdfs/0", "by:level"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["rows"], input.len());
+    assert_eq!(seen["distinct_offsets"], input.len());
+    assert_eq!(seen["files"], generations.len());
+    assert_eq!(seen["txn"]["tierlog/hdfs/hdfs/0"], input.len());
+    assert_eq!(seen["columns"]["level"], "String");
+    assert_eq!(seen["columns"]["_timestamp"], "Datetime(time_unit='us', time_zone='UTC')");
+    let counts: BTreeMap<String, u64> =
+        seen["counts"]["level"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+    assert_eq!(counts, levels);
+}
