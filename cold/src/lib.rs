@@ -11,5 +11,5 @@ mod table;
 pub use error::{ColdError, Result};
 pub use migrate::{Migrated, cold_schema, migrate_generation};
 pub use segment::{ParquetFile, write_parquet};
-pub use store::ColdStore;
+pub use store::{ColdStore, MULTIPART_ABOVE};
 pub use table::{ColdTable, Committed, NewSegment, register_log_stores};

@@ -6,10 +6,17 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use tierlog_core::config::{ColdConfig, ColdLocation};
 
 use crate::error::{ColdError, Result};
+
+/// Objects larger than this are uploaded in parts of [`PART_SIZE`].
+pub const MULTIPART_ABOVE: usize = 16 << 20;
+const PART_SIZE: usize = 8 << 20;
+/// Parts of one object uploaded at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// An object store rooted at the configured location. Keys given to it are relative to
 /// the configured prefix.
@@ -88,9 +95,35 @@ impl ColdStore {
         }
     }
 
-    /// Writes `bytes` at `key` (under the prefix).
+    /// Reads the whole object at `key`.
+    pub async fn read(&self, key: &Path) -> Result<Vec<u8>> {
+        let got = self.object_op("get", key, self.store.get(key).await)?;
+        self.object_op("read", key, got.bytes().await).map(|b| b.to_vec())
+    }
+
+    /// Writes `bytes` at `key` (under the prefix). Above [`MULTIPART_ABOVE`] the object
+    /// goes up in parts: no single huge request, and the client retries a failed part
+    /// alone. A multipart upload that fails is aborted, so no parts stay behind.
     pub async fn put(&self, key: &Path, bytes: Vec<u8>) -> Result<()> {
-        self.object_op("put", key, self.store.put(key, PutPayload::from(bytes)).await).map(|_| ())
+        if bytes.len() <= MULTIPART_ABOVE {
+            return self.object_op("put", key, self.store.put(key, PutPayload::from(bytes)).await).map(|_| ());
+        }
+        let mut upload = self.object_op("start multipart upload of", key, self.store.put_multipart(key).await)?;
+        let bytes = bytes::Bytes::from(bytes);
+        let parts: Vec<_> = (0..bytes.len())
+            .step_by(PART_SIZE)
+            .map(|start| upload.put_part(PutPayload::from(bytes.slice(start..bytes.len().min(start + PART_SIZE)))))
+            .collect();
+        let uploaded = futures::stream::iter(parts).buffer_unordered(PARTS_IN_FLIGHT).try_collect::<Vec<()>>().await;
+        let done = match uploaded {
+            Ok(_) => upload.complete().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            // Leave no parts behind; the caller retries the whole object.
+            let _ = upload.abort().await;
+        }
+        self.object_op("multipart upload", key, done)
     }
 
 
