@@ -8,9 +8,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::kafka::{create_topic, lines, produce_all};
+use support::kafka::TextStreams;
 use support::psql::{pg_port, psql_as};
-use support::{dataset, http, node, services, unique_topic, wait_for};
+use support::{http, node, services, unique_topic, wait_for};
 
 const OPS_TOKEN: &str = "ops-token-0123456789";
 const BI_TOKEN: &str = "bi-token-9876543210";
@@ -28,23 +28,18 @@ fn metric(text: &str, series: &str) -> u64 {
 #[test]
 fn tokens_and_passwords_limit_each_user_to_its_streams() {
     let Some(services) = services() else { return };
-    let (hdfs_topic, apache_topic) = (unique_topic("auth-hdfs"), unique_topic("auth-apache"));
-    create_topic(&services.kafka_brokers, &hdfs_topic, 1);
-    create_topic(&services.kafka_brokers, &apache_topic, 1);
+    let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log"), ("apache", "loghub/Apache_2k.log")]);
     let streams = format!(
         "[[query.users]]\nname = \"ops\"\ntoken = \"{OPS_TOKEN}\"\nstreams = [\"*\"]\n\
-         [[query.users]]\nname = \"bi\"\ntoken = \"{BI_TOKEN}\"\npassword = \"{BI_PASSWORD}\"\nstreams = [\"hdfs\"]\n\
-         [[streams]]\nname = \"hdfs\"\ntopics = [\"{hdfs_topic}\"]\nformat = \"text\"\n\
-         [[streams]]\nname = \"apache\"\ntopics = [\"{apache_topic}\"]\nformat = \"text\"\n"
+         [[query.users]]\nname = \"bi\"\ntoken = \"{BI_TOKEN}\"\npassword = \"{BI_PASSWORD}\"\nstreams = [\"hdfs\"]\n{}",
+        feeds.config
     );
     let config = node::config(&services, &unique_topic("auth"), &streams);
     let pg = pg_port(&config);
     let mut node = node::Node::start(&config);
     node.wait_ready(Duration::from_secs(60));
-    let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
-    let apache = lines(&dataset("loghub/Apache_2k.log"));
-    produce_all(&services.kafka_brokers, &hdfs_topic, hdfs.iter().map(Vec::as_slice));
-    produce_all(&services.kafka_brokers, &apache_topic, apache.iter().map(Vec::as_slice));
+    feeds.produce(&services.kafka_brokers);
+    let (hdfs, apache) = (feeds.lines(0), feeds.lines(1));
     let count = |token: &str, table: &str| sql(&node, Some(token), &format!("SELECT count(*) AS n FROM {table}")).json()["rows"][0]["n"].as_u64();
     wait_for("both streams queryable", Duration::from_secs(60), || {
         (count(OPS_TOKEN, "hdfs")? == hdfs.len() as u64 && count(OPS_TOKEN, "apache")? == apache.len() as u64).then_some(())

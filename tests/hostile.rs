@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::kafka::{create_topic, lines, produce_all};
+use support::kafka::TextStreams;
 use support::psql::{pg_port, pgjdbc, psql_state, psycopg};
-use support::{dataset, node, services, unique_topic, wait_for};
+use support::{node, services, unique_topic, wait_for};
 
 const BI_PASSWORD: &str = "bi-password-42";
 const OPS_PASSWORD: &str = "ops-password-42";
@@ -52,21 +52,13 @@ fn fill(template: &str, other: &str, file: &Path) -> String {
 /// The node, the pg port, and the two streams' line counts, once both are queryable.
 fn start(users: &str) -> (node::Node, u16, usize, usize) {
     let services = services().expect("services");
-    let (hdfs_topic, apache_topic) = (unique_topic("hostile-hdfs"), unique_topic("hostile-apache"));
-    create_topic(&services.kafka_brokers, &hdfs_topic, 1);
-    create_topic(&services.kafka_brokers, &apache_topic, 1);
-    let streams = format!(
-        "{users}\n[[streams]]\nname = \"hdfs\"\ntopics = [\"{hdfs_topic}\"]\nformat = \"text\"\n\
-         [[streams]]\nname = \"apache\"\ntopics = [\"{apache_topic}\"]\nformat = \"text\"\n"
-    );
-    let config = node::config(&services, &unique_topic("hostile"), &streams);
+    let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log"), ("apache", "loghub/Apache_2k.log")]);
+    let config = node::config(&services, &unique_topic("hostile"), &format!("{users}\n{}", feeds.config));
     let pg = pg_port(&config);
     let mut node = node::Node::start(&config);
     node.wait_ready(Duration::from_secs(60));
-    let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
-    let apache = lines(&dataset("loghub/Apache_2k.log"));
-    produce_all(&services.kafka_brokers, &hdfs_topic, hdfs.iter().map(Vec::as_slice));
-    produce_all(&services.kafka_brokers, &apache_topic, apache.iter().map(Vec::as_slice));
+    feeds.produce(&services.kafka_brokers);
+    let (hdfs, apache) = (feeds.lines(0), feeds.lines(1));
     let (user, password) = if users.is_empty() { ("tierlog", None) } else { ("ops", Some(OPS_PASSWORD)) };
     wait_for("both streams over pg", Duration::from_secs(60), || {
         let n = |t: &str| psql_state(pg, user, password, &format!("SELECT count(*) FROM {t}")).ok();

@@ -75,13 +75,14 @@ pub async fn migrate_generation(
     let batches = read_rows(generation, &columns, &schema).map_err(&failed)?;
     let keywords: Vec<&str> = columns.iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name.as_str()).collect();
     let file = write_parquet(&schema, &batches, &keywords).map_err(&failed)?;
-    let path = format!("{}/{id}.parquet", date_hour(generation));
-    store.put(&store.key(&format!("tables/{stream_name}/{path}")), file.bytes.clone()).await?;
     let info = generation.info();
+    let path = format!("{}/{id}.parquet", date_hour(info.time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)));
+    let size = file.bytes.len();
+    store.put(&store.key(&format!("tables/{stream_name}/{path}")), file.bytes).await?;
     let segment = NewSegment {
         id: id.clone(),
         path,
-        size: file.bytes.len() as i64,
+        size: size as i64,
         stats: file.stats,
         next_offsets: info.checkpoint,
         offset_ranges: offset_ranges(&batches).to_string(),
@@ -91,7 +92,7 @@ pub async fn migrate_generation(
         Committed::Added(v) => Some(v),
         Committed::AlreadyThere => None,
     };
-    Ok(Migrated { segment: id, rows: file.num_rows, parquet_bytes: file.bytes.len(), version })
+    Ok(Migrated { segment: id, rows: file.num_rows, parquet_bytes: size, version })
 }
 
 /// Every committed row of the generation, in the cold schema.
@@ -115,9 +116,9 @@ fn read_rows(generation: &GenerationHandle, columns: &[TableColumn], schema: &Sc
     Ok(out)
 }
 
-/// `date=YYYY-MM-DD/hour=HH` of the generation's oldest row (its creation time when empty).
-fn date_hour(generation: &GenerationHandle) -> String {
-    let us = generation.info().time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo);
+/// `date=YYYY-MM-DD/hour=HH` of a time in µs (the generation's oldest row, or its
+/// creation when it has none).
+fn date_hour(us: i64) -> String {
     arrow::temporal_conversions::timestamp_us_to_datetime(us)
         .map_or_else(|| "date=1970-01-01/hour=00".to_string(), |t| t.format("date=%Y-%m-%d/hour=%H").to_string())
 }

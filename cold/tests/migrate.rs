@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tierlog_cold::{ColdStore, ColdTable, cold_schema, migrate_generation};
-use tierlog_core::config::{ColdConfig, ColdLocation, Config};
+use tierlog_core::config::Config;
+
+mod common;
 use tierlog_hot::{GenerationState, HotCatalog, HotStream, RowOrigin};
 
 const STREAM: &str = "[[streams]]\nname = \"hdfs\"\ntopics = [\"hdfs\"]\nformat = \"json\"\n\
@@ -47,7 +49,7 @@ async fn sealed_generations_migrate_once_each() {
     assert!(generations.len() >= 2 && generations.iter().all(|g| g.meta.state == GenerationState::Sealed), "sealed generations");
 
     let cold_dir = tempfile::tempdir().unwrap();
-    let store = ColdStore::open(&ColdConfig { url: ColdLocation::Local { root: cold_dir.path().to_path_buf() }, ..ColdConfig::default() }).unwrap();
+    let store = ColdStore::open(&common::local(cold_dir.path())).unwrap();
     let mut table = ColdTable::open(&store, "hdfs", &cold_schema(&schema)).await.unwrap();
     let mut rows = 0;
     for generation in &generations {

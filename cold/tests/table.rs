@@ -11,7 +11,9 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 use tierlog_cold::{ColdStore, ColdTable, Committed, NewSegment, write_parquet};
 use tierlog_core::checkpoint::Checkpoint;
-use tierlog_core::config::{ColdConfig, ColdLocation, Secret};
+use tierlog_core::config::ColdLocation;
+
+mod common;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -107,35 +109,15 @@ async fn suite(store: ColdStore, reader_uri: String, reader_options: Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_on_a_local_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let config = ColdConfig { url: ColdLocation::Local { root: dir.path().to_path_buf() }, ..ColdConfig::default() };
-    let store = ColdStore::open(&config).unwrap();
+    let store = ColdStore::open(&common::local(dir.path())).unwrap();
     let uri = dir.path().join("tables/logs").display().to_string();
     suite(store, uri, serde_json::json!({})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_on_the_s3_server() {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let Some(endpoint) = get("TIERLOG_S3_ENDPOINT") else {
-        assert!(get("CI").as_deref() != Some("true"), "CI=true but TIERLOG_S3_ENDPOINT is not set: the S3 server is missing");
-        eprintln!("SKIPPED: no S3 server (run with deploy/local/test.sh)");
-        return;
-    };
-    let bucket = get("TIERLOG_S3_BUCKET").unwrap_or_else(|| "tierlog".into());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let prefix = format!("cold-table-{}-{nanos}", std::process::id());
-    let config = ColdConfig {
-        url: ColdLocation::S3 { bucket: bucket.clone(), prefix: prefix.clone() },
-        endpoint: Some(endpoint.clone()),
-        allow_http: true,
-        access_key_id: Some(Secret::new("test")),
-        secret_access_key: Some(Secret::new("test")),
-        ..ColdConfig::default()
-    };
-    let store = ColdStore::open(&config).unwrap();
-    let options = serde_json::json!({
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    });
-    suite(store, format!("s3://{bucket}/{prefix}/tables/logs"), options).await;
+    let Some((config, options)) = common::s3("cold-table") else { return };
+    let ColdLocation::S3 { bucket, prefix } = &config.url else { unreachable!("an S3 config") };
+    let uri = format!("s3://{bucket}/{prefix}/tables/logs");
+    suite(ColdStore::open(&config).unwrap(), uri, options).await;
 }

@@ -204,9 +204,21 @@ impl QueryEngine {
             }
         };
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = futures::stream::once(frame.execute_stream()).try_flatten();
-        let running = self.spawn(batches, protocol, started, None, |b| b.is_err());
+        let running = self.start(frame, protocol, started, None);
         Ok(Rows { schema, running, engine: self.clone(), max_rows, num_rows: 0, truncated: false })
+    }
+
+    /// Runs a checked read's batches on the query threads, under the timeout (or the
+    /// session's shorter one), counted in the query metrics.
+    pub(crate) fn start(
+        &self,
+        frame: DataFrame,
+        protocol: Protocol,
+        started: Instant,
+        session_timeout: Option<std::time::Duration>,
+    ) -> Running<Result<RecordBatch, DataFusionError>> {
+        let batches = futures::stream::once(frame.execute_stream()).try_flatten();
+        self.spawn(batches, protocol, started, session_timeout, |b| b.is_err())
     }
 
     /// One statement through the gate, which must find it a read.
@@ -254,7 +266,7 @@ impl QueryEngine {
     /// Drives `stream` on the query threads, so a heavy plan never stalls the caller's
     /// runtime, and ends it at the query timeout (or the session's shorter
     /// `statement_timeout`). `failed` tells which items are errors, for the metrics.
-    pub(crate) fn spawn<S>(
+    fn spawn<S>(
         &self,
         stream: S,
         protocol: Protocol,

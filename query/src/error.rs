@@ -40,64 +40,42 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn http_status(self) -> StatusCode {
+    /// The one table: (HTTP status, SQLSTATE, name in JSON answers) of each kind.
+    fn spec(self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
         match self {
-            ErrorKind::Syntax
-            | ErrorKind::UndefinedTable
-            | ErrorKind::UndefinedColumn
-            | ErrorKind::Plan
-            | ErrorKind::Unsupported
-            | ErrorKind::Data
-            | ErrorKind::UnknownSetting
-            | ErrorKind::UndefinedCursor
-            | ErrorKind::InFailedTransaction => StatusCode::BAD_REQUEST,
-            ErrorKind::Denied | ErrorKind::ReadOnly | ErrorKind::SettingDenied => StatusCode::FORBIDDEN,
-            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            // The pool is shared: the same query may pass when the node is less busy.
-            ErrorKind::ResourcesExhausted => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Syntax => (S::BAD_REQUEST, "42601", "syntax"), // syntax_error
+            ErrorKind::UndefinedTable => (S::BAD_REQUEST, "42P01", "undefined_table"),
+            ErrorKind::UndefinedColumn => (S::BAD_REQUEST, "42703", "undefined_column"),
+            // syntax_error_or_access_rule_violation
+            ErrorKind::Plan => (S::BAD_REQUEST, "42000", "plan"),
+            ErrorKind::Unsupported => (S::BAD_REQUEST, "0A000", "unsupported"), // feature_not_supported
+            ErrorKind::Data => (S::BAD_REQUEST, "22000", "data"),               // data_exception
+            ErrorKind::Denied => (S::FORBIDDEN, "42501", "denied"),              // insufficient_privilege
+            ErrorKind::ReadOnly => (S::FORBIDDEN, "25006", "read_only"),         // read_only_sql_transaction
+            // insufficient_privilege, as for PostgreSQL's superuser-only settings
+            ErrorKind::SettingDenied => (S::FORBIDDEN, "42501", "setting_denied"),
+            ErrorKind::UnknownSetting => (S::BAD_REQUEST, "42704", "unknown_setting"), // undefined_object
+            ErrorKind::UndefinedCursor => (S::BAD_REQUEST, "34000", "undefined_cursor"), // invalid_cursor_name
+            ErrorKind::InFailedTransaction => (S::BAD_REQUEST, "25P02", "in_failed_transaction"),
+            ErrorKind::Timeout => (S::GATEWAY_TIMEOUT, "57014", "timeout"), // query_canceled
+            // out_of_memory; 503 as the pool is shared: the query may pass on a quieter node.
+            ErrorKind::ResourcesExhausted => (S::SERVICE_UNAVAILABLE, "53200", "resources_exhausted"),
+            ErrorKind::Internal => (S::INTERNAL_SERVER_ERROR, "XX000", "internal"),
         }
     }
 
+    pub fn http_status(self) -> StatusCode {
+        self.spec().0
+    }
+
     pub fn sqlstate(self) -> &'static str {
-        match self {
-            ErrorKind::Syntax => "42601",           // syntax_error
-            ErrorKind::UndefinedTable => "42P01",   // undefined_table
-            ErrorKind::UndefinedColumn => "42703",  // undefined_column
-            ErrorKind::Plan => "42000",             // syntax_error_or_access_rule_violation
-            ErrorKind::Unsupported => "0A000",      // feature_not_supported
-            ErrorKind::Data => "22000",             // data_exception
-            ErrorKind::Denied => "42501",           // insufficient_privilege
-            ErrorKind::ReadOnly => "25006",         // read_only_sql_transaction
-            ErrorKind::SettingDenied => "42501",    // insufficient_privilege, as for superuser-only settings
-            ErrorKind::UnknownSetting => "42704",   // undefined_object
-            ErrorKind::UndefinedCursor => "34000",  // invalid_cursor_name
-            ErrorKind::InFailedTransaction => "25P02", // in_failed_sql_transaction
-            ErrorKind::Timeout => "57014",          // query_canceled
-            ErrorKind::ResourcesExhausted => "53200", // out_of_memory
-            ErrorKind::Internal => "XX000",         // internal_error
-        }
+        self.spec().1
     }
 
     /// A short name for JSON answers.
     pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::Syntax => "syntax",
-            ErrorKind::UndefinedTable => "undefined_table",
-            ErrorKind::UndefinedColumn => "undefined_column",
-            ErrorKind::Plan => "plan",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Data => "data",
-            ErrorKind::Denied => "denied",
-            ErrorKind::ReadOnly => "read_only",
-            ErrorKind::SettingDenied => "setting_denied",
-            ErrorKind::UnknownSetting => "unknown_setting",
-            ErrorKind::UndefinedCursor => "undefined_cursor",
-            ErrorKind::InFailedTransaction => "in_failed_transaction",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ResourcesExhausted => "resources_exhausted",
-            ErrorKind::Internal => "internal",
-        }
+        self.spec().2
     }
 }
 

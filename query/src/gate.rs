@@ -20,6 +20,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use tierlog_core::units::HumanDuration;
+
 use crate::access::Grant;
 use crate::engine::{CATALOG, QueryEngine};
 use crate::error::{ErrorKind, QueryError};
@@ -64,70 +66,52 @@ pub(crate) enum ClientSetting {
     StandardConformingStrings,
 }
 
+/// Each client setting: its key in the connection's metadata (pgwire's answer formatting
+/// reads `datestyle`, `intervalstyle`, `bytea_output` and `extra_float_digits` there),
+/// the name PostgreSQL reports in a ParameterStatus message (for those it reports), and
+/// its value before any `SET`.
+const CLIENT_SETTINGS: &[(ClientSetting, &str, Option<&str>, &str)] = &[
+    (ClientSetting::ApplicationName, "application_name", Some("application_name"), ""),
+    (ClientSetting::ClientEncoding, "client_encoding", Some("client_encoding"), "UTF8"),
+    (ClientSetting::DateStyle, "datestyle", Some("DateStyle"), "ISO, MDY"),
+    (ClientSetting::IntervalStyle, "intervalstyle", Some("IntervalStyle"), "postgres"),
+    (ClientSetting::ExtraFloatDigits, "extra_float_digits", None, "1"),
+    (ClientSetting::SearchPath, "search_path", None, "public"),
+    (ClientSetting::ByteaOutput, "bytea_output", None, "hex"),
+    (ClientSetting::StatementTimeout, "statement_timeout", None, "0"),
+    (ClientSetting::TimeZone, "timezone", Some("TimeZone"), "UTC"),
+    (ClientSetting::ClientMinMessages, "client_min_messages", None, "notice"),
+    (ClientSetting::StandardConformingStrings, "standard_conforming_strings", Some("standard_conforming_strings"), "on"),
+];
+
 impl ClientSetting {
     fn parse(name: &str) -> Option<ClientSetting> {
-        Some(match name {
-            "application_name" => ClientSetting::ApplicationName,
-            "client_encoding" | "names" => ClientSetting::ClientEncoding,
-            "datestyle" => ClientSetting::DateStyle,
-            "intervalstyle" => ClientSetting::IntervalStyle,
-            "extra_float_digits" => ClientSetting::ExtraFloatDigits,
-            "search_path" => ClientSetting::SearchPath,
-            "bytea_output" => ClientSetting::ByteaOutput,
-            "statement_timeout" => ClientSetting::StatementTimeout,
-            "timezone" | "time zone" => ClientSetting::TimeZone,
-            "client_min_messages" => ClientSetting::ClientMinMessages,
-            "standard_conforming_strings" => ClientSetting::StandardConformingStrings,
-            _ => return None,
-        })
+        // `SET NAMES` and `SET TIME ZONE` are other spellings of two of them.
+        let name = match name {
+            "names" => "client_encoding",
+            "time zone" => "timezone",
+            other => other,
+        };
+        CLIENT_SETTINGS.iter().find(|(_, key, ..)| *key == name).map(|(setting, ..)| *setting)
     }
 
-    /// The key in the connection's metadata (pgwire's answer formatting reads
-    /// `datestyle`, `intervalstyle`, `bytea_output` and `extra_float_digits` there).
+    fn spec(self) -> &'static (ClientSetting, &'static str, Option<&'static str>, &'static str) {
+        CLIENT_SETTINGS.iter().find(|(s, ..)| *s == self).expect("every setting is in CLIENT_SETTINGS")
+    }
+
+    /// The key in the connection's metadata.
     pub(crate) fn key(self) -> &'static str {
-        match self {
-            ClientSetting::ApplicationName => "application_name",
-            ClientSetting::ClientEncoding => "client_encoding",
-            ClientSetting::DateStyle => "datestyle",
-            ClientSetting::IntervalStyle => "intervalstyle",
-            ClientSetting::ExtraFloatDigits => "extra_float_digits",
-            ClientSetting::SearchPath => "search_path",
-            ClientSetting::ByteaOutput => "bytea_output",
-            ClientSetting::StatementTimeout => "statement_timeout",
-            ClientSetting::TimeZone => "timezone",
-            ClientSetting::ClientMinMessages => "client_min_messages",
-            ClientSetting::StandardConformingStrings => "standard_conforming_strings",
-        }
+        self.spec().1
     }
 
-    /// The name PostgreSQL reports in a ParameterStatus message, for the settings it reports.
+    /// The name PostgreSQL reports in a ParameterStatus message, if it reports it.
     pub(crate) fn reported_name(self) -> Option<&'static str> {
-        match self {
-            ClientSetting::ApplicationName => Some("application_name"),
-            ClientSetting::ClientEncoding => Some("client_encoding"),
-            ClientSetting::DateStyle => Some("DateStyle"),
-            ClientSetting::IntervalStyle => Some("IntervalStyle"),
-            ClientSetting::TimeZone => Some("TimeZone"),
-            ClientSetting::StandardConformingStrings => Some("standard_conforming_strings"),
-            _ => None,
-        }
+        self.spec().2
     }
 
     /// The value before any `SET`.
     pub(crate) fn default_value(self) -> &'static str {
-        match self {
-            ClientSetting::ApplicationName => "",
-            ClientSetting::ClientEncoding => "UTF8",
-            ClientSetting::DateStyle => "ISO, MDY",
-            ClientSetting::IntervalStyle => "postgres",
-            ClientSetting::ExtraFloatDigits => "1",
-            ClientSetting::SearchPath => "public",
-            ClientSetting::ByteaOutput => "hex",
-            ClientSetting::StatementTimeout => "0",
-            ClientSetting::TimeZone => "UTC",
-            ClientSetting::ClientMinMessages => "notice",
-            ClientSetting::StandardConformingStrings => "on",
-        }
+        self.spec().3
     }
 
     /// Refuses values that would make the connection lie: tierlog speaks UTF-8, answers
@@ -153,20 +137,15 @@ impl ClientSetting {
     }
 }
 
-/// PostgreSQL's `statement_timeout` value in ms: a bare number is ms; units ms, s, min, h.
+/// PostgreSQL's `statement_timeout` value in ms: a bare number is ms, else a duration
+/// in the config's units (`min` as PostgreSQL spells minutes).
 pub(crate) fn parse_timeout_ms(value: &str) -> Option<u64> {
     let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor = match unit.trim() {
-        "" | "ms" => 1,
-        "s" => 1_000,
-        "min" => 60_000,
-        "h" => 3_600_000,
-        _ => return None,
-    };
-    number.checked_mul(factor)
+    if let Ok(ms) = value.parse::<u64>() {
+        return Some(ms);
+    }
+    let value = value.strip_suffix("min").map_or_else(|| value.to_string(), |n| format!("{n}m"));
+    value.parse::<HumanDuration>().ok().map(|d| d.0.as_millis() as u64)
 }
 
 /// The SQL parser of both protocols: PostgreSQL's dialect, with the rewrites that let
@@ -421,6 +400,14 @@ mod tests {
         match statements.remove(0) {
             Statement::Set(set) => gate_set(set, "SET"),
             other => panic!("not a SET: {other}"),
+        }
+    }
+
+    #[test]
+    fn every_client_setting_is_described_once() {
+        for (setting, key, ..) in CLIENT_SETTINGS {
+            assert_eq!(ClientSetting::parse(key), Some(*setting), "{key}");
+            assert_eq!(setting.key(), *key);
         }
     }
 

@@ -379,11 +379,7 @@ impl Wire {
         session_timeout: Option<Duration>,
     ) -> Result<Running<Result<RecordBatch, DataFusionError>>, QueryError> {
         let frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.engine.error(e))?;
-        let batches = futures::stream::once(frame.execute_stream()).flat_map(|stream| match stream {
-            Ok(stream) => stream.boxed(),
-            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-        });
-        Ok(self.engine.spawn(batches, Protocol::Pg, started, session_timeout, |b| b.is_err()))
+        Ok(self.engine.start(frame, Protocol::Pg, started, session_timeout))
     }
 
     /// Counts a statement that failed before producing rows, and turns it into a pg error.

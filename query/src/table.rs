@@ -26,7 +26,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use tantivy::{DocId, Searcher, SegmentReader};
 use tantivy::query::Query;
 use crate::pushdown::{self, Pushdown};
-use crate::topk::top_by_time;
+use crate::topk::TopK;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
 
@@ -195,42 +195,32 @@ impl HotScanExec {
         Ok(docs)
     }
 
-    /// `docs` keyed by `_timestamp`, in the pushed-down order, cut at the limit.
-    fn ordered(
-        &self,
-        segment: &SegmentReader,
-        docs: &[DocId],
-        order: &PhysicalSortExpr,
-        reservation: &mut MemoryReservation,
-    ) -> Result<Vec<(i64, DocId)>> {
+    /// Feeds `docs` of `segment`, keyed by `_timestamp`, to `top` with `id` of each.
+    fn feed<K: Ord + Copy>(segment: &SegmentReader, docs: &[DocId], top: &mut TopK<K>, id: impl Fn(DocId) -> K) -> Result<()> {
         let column = segment.fast_fields().date(TIMESTAMP).ok();
-        let keyed = docs
-            .iter()
-            .map(|&d| (column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros()), d));
-        top_by_time(keyed, self.limit, order.options.descending, reservation)
+        for &d in docs {
+            let t = column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros());
+            top.push(t, id(d))?;
+        }
+        Ok(())
     }
 
-    /// Per segment, its rows among the top `limit` of all segments, in order. Holds at
-    /// most `limit` candidates per segment, and their memory is reserved.
-    fn global_top(&self, order: &PhysicalSortExpr, reservation: &mut MemoryReservation) -> Result<Vec<Vec<DocId>>> {
-        let mut candidates: Vec<(i64, (usize, DocId))> = Vec::new();
+    /// Per segment, its rows among the top `limit` of all segments, in order: one heap
+    /// for the whole scan, so at most `limit` candidates are held, reserved.
+    fn global_top(&self, order: &PhysicalSortExpr, reservation: &mut MemoryReservation) -> Result<TopRows> {
+        let mut top = TopK::new(self.limit, order.options.descending, reservation.new_empty());
         for (i, scan) in self.segments.iter().enumerate() {
             let segment = scan.searcher.segment_reader(scan.ord as u32);
             let docs = self.matching_reserved(scan, segment, reservation)?;
-            let top = self.ordered(segment, &docs, order, reservation)?;
+            Self::feed(segment, &docs, &mut top, |d| (i, d))?;
             reservation.shrink(docs.capacity() * std::mem::size_of::<DocId>());
-            candidates = top_by_time(
-                candidates.into_iter().chain(top.into_iter().map(|(t, d)| (t, (i, d)))),
-                self.limit,
-                order.options.descending,
-                reservation,
-            )?;
         }
+        let (candidates, reservation) = top.into_sorted();
         let mut per_segment = vec![Vec::new(); self.segments.len()];
         for (_, (i, d)) in candidates {
             per_segment[i].push(d);
         }
-        Ok(per_segment)
+        Ok(TopRows { per_segment, _reservation: reservation })
     }
 
     /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time. The
@@ -245,21 +235,19 @@ impl HotScanExec {
         let segment = scan.map(|s| s.searcher.segment_reader(s.ord as u32).clone());
         let docs = match (scan, &segment, &self.order) {
             (Some(_), Some(_), Some(order)) if self.limit.is_some() => {
+                // The chosen rows stay reserved as long as the plan holds them.
                 let top = self.top.get_or_init(|| {
                     let mut reservation = MemoryConsumer::new("HotScanExec top-k").register(context.memory_pool());
-                    match self.global_top(order, &mut reservation) {
-                        // The chosen rows stay reserved as long as the plan holds them.
-                        Ok(top) => Ok(TopRows { per_segment: top, _reservation: reservation }),
-                        Err(e) => Err(Arc::new(e)),
-                    }
+                    self.global_top(order, &mut reservation).map_err(Arc::new)
                 });
                 let top = top.as_ref().map_err(|e| DataFusionError::Shared(Arc::clone(e)))?;
                 top.per_segment[partition].clone()
             }
             (Some(scan), Some(segment), Some(order)) => {
                 let docs = self.matching_reserved(scan, segment, &mut reservation)?;
-                let ordered = self.ordered(segment, &docs, order, &mut reservation)?;
-                ordered.into_iter().map(|(_, d)| d).collect()
+                let mut top = TopK::new(self.limit, order.options.descending, reservation.new_empty());
+                Self::feed(segment, &docs, &mut top, |d| d)?;
+                top.into_sorted().0.into_iter().map(|(_, d)| d).collect()
             }
             (Some(scan), Some(segment), None) => {
                 let mut docs = self.matching_reserved(scan, segment, &mut reservation)?;

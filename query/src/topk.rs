@@ -7,52 +7,57 @@ use std::collections::BinaryHeap;
 use datafusion::common::Result;
 use datafusion::execution::memory_pool::MemoryReservation;
 
-/// The first `limit` of `items` ordered by time (`descending` or not), then by `id`
-/// (unique), sorted. Without a limit, all of them, sorted.
-pub fn top_by_time<K: Ord + Copy>(
-    items: impl Iterator<Item = (i64, K)>,
+/// The first `limit` items ordered by time (descending or not), then by `id` (unique),
+/// fed one at a time: at most `limit` are held (all of them without a limit), and the
+/// memory they take is reserved as the heap grows.
+pub struct TopK<K> {
+    heap: BinaryHeap<(i128, K)>,
     limit: Option<usize>,
     descending: bool,
-    reservation: &mut MemoryReservation,
-) -> Result<Vec<(i64, K)>> {
-    // One ascending rank for both orders (i128: negating i64::MIN must not overflow).
-    let rank = |t: i64| if descending { -i128::from(t) } else { i128::from(t) };
-    let entry = std::mem::size_of::<(i128, K)>();
-    let mut reserved = 0usize;
-    let mut grow = |len: usize, reservation: &mut MemoryReservation| -> Result<()> {
-        if len > reserved {
+    reservation: MemoryReservation,
+    /// Entries the reservation covers.
+    reserved: usize,
+}
+
+impl<K: Ord + Copy> TopK<K> {
+    pub fn new(limit: Option<usize>, descending: bool, reservation: MemoryReservation) -> TopK<K> {
+        TopK { heap: BinaryHeap::new(), limit, descending, reservation, reserved: 0 }
+    }
+
+    /// One ascending rank for both orders (i128: negating i64::MIN must not overflow).
+    fn rank(&self, t: i64) -> i128 {
+        if self.descending { -i128::from(t) } else { i128::from(t) }
+    }
+
+    pub fn push(&mut self, t: i64, id: K) -> Result<()> {
+        let candidate = (self.rank(t), id);
+        match self.limit {
+            Some(0) => return Ok(()),
+            Some(limit) if self.heap.len() == limit => {
+                if self.heap.peek().is_some_and(|worst| candidate >= *worst) {
+                    return Ok(());
+                }
+                self.heap.pop();
+            }
+            _ => {}
+        }
+        self.heap.push(candidate);
+        if self.heap.len() > self.reserved {
             // In steps, so the pool is not asked once per row.
-            let want = len.max(reserved * 2).max(1024);
-            reservation.try_grow((want - reserved) * entry)?;
-            reserved = want;
+            let want = self.heap.len().max(self.reserved * 2).max(1024);
+            self.reservation.try_grow((want - self.reserved) * std::mem::size_of::<(i128, K)>())?;
+            self.reserved = want;
         }
         Ok(())
-    };
-    let mut heap: BinaryHeap<(i128, K)> = BinaryHeap::new();
-    match limit {
-        Some(0) => {}
-        Some(limit) => {
-            for (t, id) in items {
-                let candidate = (rank(t), id);
-                if heap.len() == limit {
-                    if heap.peek().is_some_and(|worst| candidate >= *worst) {
-                        continue;
-                    }
-                    heap.pop();
-                }
-                heap.push(candidate);
-                grow(heap.len(), reservation)?;
-            }
-        }
-        None => {
-            for (t, id) in items {
-                heap.push((rank(t), id));
-                grow(heap.len(), reservation)?;
-            }
-        }
     }
-    let unrank = |r: i128| (if descending { -r } else { r }) as i64;
-    Ok(heap.into_sorted_vec().into_iter().map(|(r, id)| (unrank(r), id)).collect())
+
+    /// The kept items, best first, and the reservation that covers them.
+    pub fn into_sorted(self) -> (Vec<(i64, K)>, MemoryReservation) {
+        let descending = self.descending;
+        let unrank = |r: i128| (if descending { -r } else { r }) as i64;
+        let sorted = self.heap.into_sorted_vec().into_iter().map(|(r, id)| (unrank(r), id)).collect();
+        (sorted, self.reservation)
+    }
 }
 
 #[cfg(test)]
@@ -68,27 +73,32 @@ mod tests {
         MemoryConsumer::new("test").register(&pool)
     }
 
+    fn top<K: Ord + Copy>(items: impl Iterator<Item = (i64, K)>, limit: Option<usize>, descending: bool, bytes: usize) -> Result<Vec<(i64, K)>> {
+        let mut top = TopK::new(limit, descending, reservation(bytes));
+        for (t, id) in items {
+            top.push(t, id)?;
+        }
+        Ok(top.into_sorted().0)
+    }
+
     #[test]
     fn keeps_the_first_by_time_then_id() {
         let items = [(5, 0u32), (1, 1), (9, 2), (5, 3), (i64::MIN, 4), (i64::MAX, 5)];
-        let mut r = reservation(1 << 20);
-        let desc = top_by_time(items.into_iter(), Some(3), true, &mut r).unwrap();
+        let desc = top(items.into_iter(), Some(3), true, 1 << 20).unwrap();
         assert_eq!(desc, [(i64::MAX, 5), (9, 2), (5, 0)]);
-        let asc = top_by_time(items.into_iter(), Some(2), false, &mut r).unwrap();
+        let asc = top(items.into_iter(), Some(2), false, 1 << 20).unwrap();
         assert_eq!(asc, [(i64::MIN, 4), (1, 1)]);
-        let all = top_by_time(items.into_iter(), None, false, &mut r).unwrap();
+        let all = top(items.into_iter(), None, false, 1 << 20).unwrap();
         assert_eq!(all.len(), 6);
-        assert!(top_by_time(items.into_iter(), Some(0), false, &mut r).unwrap().is_empty());
+        assert!(top(items.into_iter(), Some(0), false, 1 << 20).unwrap().is_empty());
     }
 
     #[test]
     fn a_limit_beyond_the_pool_fails_instead_of_growing() {
         let many = (0..100_000i64).map(|t| (t, t as u32));
-        let mut small = reservation(64 << 10);
-        let e = top_by_time(many.clone(), Some(1_000_000), true, &mut small).unwrap_err();
+        let e = top(many.clone(), Some(1_000_000), true, 64 << 10).unwrap_err();
         assert!(e.to_string().contains("Resources exhausted"), "{e}");
         // A small limit holds only that many, whatever the input.
-        let mut small = reservation(64 << 10);
-        assert_eq!(top_by_time(many, Some(10), true, &mut small).unwrap()[0], (99_999, 99_999));
+        assert_eq!(top(many, Some(10), true, 64 << 10).unwrap()[0], (99_999, 99_999));
     }
 }

@@ -145,3 +145,35 @@ impl GroupOffsets {
         )
     }
 }
+
+/// Text streams fed from dataset files, one new single-partition topic each: their
+/// `[[streams]]` config, and each file's lines to produce once the node runs.
+pub struct TextStreams {
+    pub config: String,
+    feeds: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+impl TextStreams {
+    /// `streams` are (stream name, dataset path under `../shared/datasets`).
+    pub fn new(brokers: &str, streams: &[(&str, &str)]) -> TextStreams {
+        let (mut config, mut feeds) = (String::new(), Vec::new());
+        for (name, path) in streams {
+            let topic = super::unique_topic(name);
+            create_topic(brokers, &topic, 1);
+            config.push_str(&format!("[[streams]]\nname = \"{name}\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n"));
+            feeds.push((topic, lines(&super::dataset(path))));
+        }
+        TextStreams { config, feeds }
+    }
+
+    pub fn produce(&self, brokers: &str) {
+        for (topic, lines) in &self.feeds {
+            produce_all(brokers, topic, lines.iter().map(Vec::as_slice));
+        }
+    }
+
+    /// The lines of the `i`th stream's file.
+    pub fn lines(&self, i: usize) -> &[Vec<u8>] {
+        &self.feeds[i].1
+    }
+}
