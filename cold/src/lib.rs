@@ -2,14 +2,18 @@
 //! `s3://`), and, as they land, the Parquet + index-bundle writer, the Delta table, the
 //! remote index reader with its caches, and the lifecycle manager (DESIGN.md §5).
 
+mod bundle;
 mod error;
+mod lifecycle;
 mod migrate;
 mod segment;
 mod store;
 mod table;
 
+pub use bundle::{Bundle, build_bundle};
 pub use error::{ColdError, Result};
+pub use lifecycle::Lifecycle;
 pub use migrate::{Migrated, cold_schema, migrate_generation};
-pub use segment::{ParquetFile, write_parquet};
+pub use segment::{ParquetFile, sort_by_timestamp, write_parquet};
 pub use store::{ColdStore, MULTIPART_ABOVE};
-pub use table::{ColdTable, Committed, NewSegment, register_log_stores};
+pub use table::{ColdTable, Committed, INDEX_TAG, NewSegment, register_log_stores};

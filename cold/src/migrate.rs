@@ -1,10 +1,12 @@
 //! Migration of one sealed hot generation into its stream's cold table: its committed
-//! rows as one Parquet file (DESIGN.md §5 keys), uploaded, then added by one Delta commit
-//! with the generation's checkpoint as `txn` versions. The generation id is the segment
-//! id, so running it again after a crash anywhere adds nothing twice.
+//! rows as one Parquet file and one index bundle (DESIGN.md §5 keys), uploaded, then
+//! added by one Delta commit with the generation's checkpoint as `txn` versions. The
+//! generation id is the segment id, so running it again after a crash anywhere adds
+//! nothing twice; the failpoints `after_parquet_upload`, `after_bundle_upload` and
+//! `after_commit` let tests crash between the steps.
 //!
-//! Not yet here: the index bundle, dropping rows an earlier segment already holds, the
-//! failpoints, and deleting the hot copy (the lifecycle manager's part).
+//! Not yet here: dropping rows an earlier segment already holds, and deleting the hot
+//! copy (the lifecycle manager's part).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,10 +16,14 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use serde_json::json;
-use tierlog_hot::{ColumnKind, GenerationHandle, KIND_ROW, StreamSchema, TableColumn, docs_of_kind, read_segment};
+use tierlog_core::failpoint;
+use tierlog_hot::{
+    ColumnKind, GenerationHandle, KIND_ROW, StreamSchema, TableColumn, docs_of_kind, read_segment,
+};
 
+use crate::bundle::build_bundle;
 use crate::error::{ColdError, Result};
-use crate::segment::write_parquet;
+use crate::segment::{sort_by_timestamp, write_parquet};
 use crate::store::ColdStore;
 use crate::table::{ColdTable, Committed, NewSegment};
 
@@ -52,6 +58,7 @@ pub struct Migrated {
     pub segment: String,
     pub rows: usize,
     pub parquet_bytes: usize,
+    pub bundle_bytes: usize,
     /// The table version that added it, or `None` when the table already held it.
     pub version: Option<u64>,
 }
@@ -65,38 +72,98 @@ pub async fn migrate_generation(
     generation: &GenerationHandle,
 ) -> Result<Migrated> {
     let id = generation.meta.id.to_string();
-    let failed = |reason: String| ColdError::Segment { stream: stream_name.to_string(), segment: id.clone(), reason };
+    let failed = |reason: String| ColdError::Segment {
+        stream: stream_name.to_string(),
+        segment: id.clone(),
+        reason,
+    };
     table.refresh().await?;
     if table.has_segment(&id)? {
-        return Ok(Migrated { segment: id, rows: 0, parquet_bytes: 0, version: None });
+        return Ok(Migrated {
+            segment: id,
+            rows: 0,
+            parquet_bytes: 0,
+            bundle_bytes: 0,
+            version: None,
+        });
     }
-    let columns = stream.row_columns();
-    let schema = cold_schema(stream);
-    let batches = read_rows(generation, &columns, &schema).map_err(&failed)?;
-    let keywords: Vec<&str> = columns.iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name.as_str()).collect();
-    let file = write_parquet(&schema, &batches, &keywords).map_err(&failed)?;
+    // Reading, sorting, encoding and indexing are CPU work: off the runtime's threads.
+    let (file, bundle, ranges) = {
+        let (stream, generation) = (stream.clone(), generation.clone());
+        tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
+            let columns = stream.row_columns();
+            let schema = cold_schema(&stream);
+            let sorted = sort_by_timestamp(&schema, &read_rows(&generation, &columns, &schema)?)?;
+            let keywords: Vec<&str> = columns
+                .iter()
+                .filter(|c| c.kind == ColumnKind::Keyword)
+                .map(|c| c.name.as_str())
+                .collect();
+            Ok((
+                write_parquet(&sorted, &keywords)?,
+                build_bundle(&stream, &sorted)?,
+                offset_ranges(&sorted),
+            ))
+        })
+        .await
+        .map_err(|e| failed(format!("the segment writer failed: {e}")))?
+        .map_err(&failed)?
+    };
     let info = generation.info();
-    let path = format!("{}/{id}.parquet", date_hour(info.time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)));
-    let size = file.bytes.len();
-    store.put(&store.key(&format!("tables/{stream_name}/{path}")), file.bytes).await?;
+    let path = format!(
+        "{}/{id}.parquet",
+        date_hour(
+            info.time_range_us
+                .map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)
+        )
+    );
+    let index_key = store.key(&format!("index/{stream_name}/{id}.index"));
+    let (parquet_bytes, bundle_bytes) = (file.bytes.len(), bundle.len());
+    store
+        .put(
+            &store.key(&format!("tables/{stream_name}/{path}")),
+            file.bytes,
+        )
+        .await?;
+    failpoint::hit("after_parquet_upload");
+    store.put(&index_key, bundle).await?;
+    failpoint::hit("after_bundle_upload");
     let segment = NewSegment {
         id: id.clone(),
         path,
-        size: size as i64,
+        size: parquet_bytes as i64,
+        index_key: index_key.to_string(),
         stats: file.stats,
         next_offsets: info.checkpoint,
-        offset_ranges: offset_ranges(&batches).to_string(),
+        offset_ranges: ranges.to_string(),
         schema_version: SCHEMA_VERSION,
     };
     let version = match table.commit_segment(&segment).await? {
         Committed::Added(v) => Some(v),
         Committed::AlreadyThere => None,
+        Committed::LostRace => {
+            return Err(failed(
+                "other commits kept winning the race; the lifecycle manager tries again later"
+                    .into(),
+            ));
+        }
     };
-    Ok(Migrated { segment: id, rows: file.num_rows, parquet_bytes: size, version })
+    failpoint::hit("after_commit");
+    Ok(Migrated {
+        segment: id,
+        rows: file.num_rows,
+        parquet_bytes,
+        bundle_bytes,
+        version,
+    })
 }
 
 /// Every committed row of the generation, in the cold schema.
-fn read_rows(generation: &GenerationHandle, columns: &[TableColumn], schema: &SchemaRef) -> std::result::Result<Vec<RecordBatch>, String> {
+fn read_rows(
+    generation: &GenerationHandle,
+    columns: &[TableColumn],
+    schema: &SchemaRef,
+) -> std::result::Result<Vec<RecordBatch>, String> {
     let searcher = generation.searcher();
     let mut out = Vec::new();
     for segment in searcher.segment_readers() {
@@ -119,28 +186,44 @@ fn read_rows(generation: &GenerationHandle, columns: &[TableColumn], schema: &Sc
 /// `date=YYYY-MM-DD/hour=HH` of a time in µs (the generation's oldest row, or its
 /// creation when it has none).
 fn date_hour(us: i64) -> String {
-    arrow::temporal_conversions::timestamp_us_to_datetime(us)
-        .map_or_else(|| "date=1970-01-01/hour=00".to_string(), |t| t.format("date=%Y-%m-%d/hour=%H").to_string())
+    arrow::temporal_conversions::timestamp_us_to_datetime(us).map_or_else(
+        || "date=1970-01-01/hour=00".to_string(),
+        |t| t.format("date=%Y-%m-%d/hour=%H").to_string(),
+    )
 }
 
 /// `{"topic": {"partition": [first, last]}}` of the rows' offsets.
-fn offset_ranges(batches: &[RecordBatch]) -> serde_json::Value {
+fn offset_ranges(batch: &RecordBatch) -> serde_json::Value {
     let mut ranges: BTreeMap<String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
-    for batch in batches {
-        let (Some(topics), Some(partitions), Some(offsets)) =
-            (batch.column_by_name("_topic"), batch.column_by_name("_partition"), batch.column_by_name("_offset"))
-        else {
-            continue;
-        };
-        let (topics, partitions, offsets) = (topics.as_string::<i32>(), partitions.as_primitive::<Int32Type>(), offsets.as_primitive::<Int64Type>());
+    if let (Some(topics), Some(partitions), Some(offsets)) = (
+        batch.column_by_name("_topic"),
+        batch.column_by_name("_partition"),
+        batch.column_by_name("_offset"),
+    ) {
+        let (topics, partitions, offsets) = (
+            topics.as_string::<i32>(),
+            partitions.as_primitive::<Int32Type>(),
+            offsets.as_primitive::<Int64Type>(),
+        );
         for row in 0..batch.num_rows() {
-            let slot = ranges.entry(topics.value(row).to_string()).or_default().entry(partitions.value(row)).or_insert((i64::MAX, i64::MIN));
+            let slot = ranges
+                .entry(topics.value(row).to_string())
+                .or_default()
+                .entry(partitions.value(row))
+                .or_insert((i64::MAX, i64::MIN));
             let offset = offsets.value(row);
             *slot = (slot.0.min(offset), slot.1.max(offset));
         }
     }
     let partitions = |ps: BTreeMap<i32, (i64, i64)>| -> serde_json::Value {
-        ps.into_iter().map(|(p, (lo, hi))| (p.to_string(), json!([lo, hi]))).collect::<serde_json::Map<_, _>>().into()
+        ps.into_iter()
+            .map(|(p, (lo, hi))| (p.to_string(), json!([lo, hi])))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     };
-    ranges.into_iter().map(|(topic, ps)| (topic, partitions(ps))).collect::<serde_json::Map<_, _>>().into()
+    ranges
+        .into_iter()
+        .map(|(topic, ps)| (topic, partitions(ps)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

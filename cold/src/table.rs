@@ -9,12 +9,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
-use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories};
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -28,6 +31,7 @@ use crate::store::ColdStore;
 pub const SEGMENT_TAG: &str = "tierlog.segment";
 pub const OFFSETS_TAG: &str = "tierlog.offsets";
 pub const SCHEMA_TAG: &str = "tierlog.schema";
+pub const INDEX_TAG: &str = "tierlog.index";
 
 /// Registers, once per process, the log store deltalake uses for `s3://` tables: its
 /// default one (every commit a put-if-absent), over the store tierlog hands it. deltalake
@@ -50,7 +54,12 @@ impl LogStoreFactory for DefaultLogStores {
         location: &Url,
         options: &StorageConfig,
     ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 
@@ -62,6 +71,8 @@ pub struct NewSegment {
     pub id: String,
     pub path: String,
     pub size: i64,
+    /// Key of its index bundle (outside the table root, which vacuum sweeps).
+    pub index_key: String,
     /// Delta's `stats` JSON (numRecords, minValues, maxValues, nullCount).
     pub stats: String,
     /// Per partition, the next offset after the segment's rows.
@@ -78,6 +89,8 @@ pub enum Committed {
     Added(u64),
     /// The table already held the segment: nothing was written.
     AlreadyThere,
+    /// Another commit won the race; this handle now holds the newer snapshot.
+    LostRace,
 }
 
 /// A stream's cold table.
@@ -88,7 +101,10 @@ pub struct ColdTable {
 
 impl std::fmt::Debug for ColdTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ColdTable").field("stream", &self.stream).field("version", &self.table.version()).finish()
+        f.debug_struct("ColdTable")
+            .field("stream", &self.stream)
+            .field("version", &self.table.version())
+            .finish()
     }
 }
 
@@ -98,7 +114,11 @@ impl ColdTable {
     pub async fn open(store: &ColdStore, stream: &str, schema: &ArrowSchema) -> Result<ColdTable> {
         register_log_stores();
         let (url, backend) = store.location_of(&format!("tables/{stream}"))?;
-        let err = |source| ColdError::Table { stream: stream.to_string(), table: url.to_string(), source };
+        let err = |source| ColdError::Table {
+            stream: stream.to_string(),
+            table: url.to_string(),
+            source,
+        };
         let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(err)?;
         if let Some(backend) = backend {
             builder = builder.with_storage_backend(backend, url.clone());
@@ -107,7 +127,8 @@ impl ColdTable {
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
-                let columns = StructType::try_from_arrow(schema).map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+                let columns = StructType::try_from_arrow(schema)
+                    .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
                 let created = CreateBuilder::new()
                     .with_log_store(table.log_store())
                     .with_table_name(stream)
@@ -123,7 +144,10 @@ impl ColdTable {
             }
             Err(e) => return Err(err(e)),
         }
-        Ok(ColdTable { stream: stream.to_string(), table })
+        Ok(ColdTable {
+            stream: stream.to_string(),
+            table,
+        })
     }
 
     /// The version of the snapshot this handle holds.
@@ -145,26 +169,52 @@ impl ColdTable {
     /// table holds, as its `txn` action says.
     pub async fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
-        snapshot.transaction_version(&*self.table.log_store(), self.app_id(topic, partition)).await.map_err(|e| self.error(e))
+        snapshot
+            .transaction_version(&*self.table.log_store(), self.app_id(topic, partition))
+            .await
+            .map_err(|e| self.error(e))
     }
 
     /// Paths of the live Parquet files, relative to the table root.
     pub fn files(&self) -> Result<Vec<String>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
-        Ok(snapshot.log_data().iter().map(|f| f.path().to_string()).collect())
+        Ok(snapshot
+            .log_data()
+            .iter()
+            .map(|f| f.path().to_string())
+            .collect())
     }
 
     /// Whether the live snapshot holds segment `id` (its file is named after it).
     pub fn has_segment(&self, id: &str) -> Result<bool> {
         let name = format!("{id}.parquet");
-        Ok(self.files()?.iter().any(|p| p.rsplit('/').next() == Some(name.as_str())))
+        Ok(self
+            .files()?
+            .iter()
+            .any(|p| p.rsplit('/').next() == Some(name.as_str())))
     }
 
     /// Adds `segment` in one commit with its partitions' txn versions, unless the table
-    /// already holds it. The commit is the arbiter between nodes: deltalake retries a
-    /// conflicting append, and a segment found after a refresh is not added again.
+    /// already holds it, trying again (after re-reading the table) while other commits
+    /// win the race. A caller whose segment depends on what the table holds (migration
+    /// drops rows other segments hold) uses [`ColdTable::try_commit_segment`] instead.
     pub async fn commit_segment(&mut self, segment: &NewSegment) -> Result<Committed> {
-        self.refresh().await?;
+        let mut backoff = Backoff::new();
+        loop {
+            match self.try_commit_segment(segment).await? {
+                Committed::LostRace if backoff.attempts < COMMIT_ATTEMPTS => {
+                    backoff.wait(&self.stream, &segment.id).await
+                }
+                done => return Ok(done),
+            }
+        }
+    }
+
+    /// One try at adding `segment` on the snapshot this handle holds (refresh first):
+    /// `LostRace` when another commit got there first, so that the caller re-reads the
+    /// table and decides again. deltalake's own retries are off, because they would
+    /// commit without that second look.
+    pub async fn try_commit_segment(&mut self, segment: &NewSegment) -> Result<Committed> {
         if self.has_segment(&segment.id)? {
             return Ok(Committed::AlreadyThere);
         }
@@ -172,12 +222,20 @@ impl ColdTable {
         let mut transactions = Vec::new();
         for (topic, partition, next) in segment.next_offsets.iter() {
             let held = self.next_offset(topic, partition).await?.unwrap_or(0);
-            transactions.push(Transaction::new_with_last_update(self.app_id(topic, partition), next.max(held), Some(now)));
+            transactions.push(Transaction::new_with_last_update(
+                self.app_id(topic, partition),
+                next.max(held),
+                Some(now),
+            ));
         }
         let tags = HashMap::from([
             (SEGMENT_TAG.to_string(), Some(segment.id.clone())),
             (OFFSETS_TAG.to_string(), Some(segment.offset_ranges.clone())),
-            (SCHEMA_TAG.to_string(), Some(segment.schema_version.to_string())),
+            (
+                SCHEMA_TAG.to_string(),
+                Some(segment.schema_version.to_string()),
+            ),
+            (INDEX_TAG.to_string(), Some(segment.index_key.clone())),
         ]);
         let add = Add {
             path: segment.path.clone(),
@@ -192,24 +250,81 @@ impl ColdTable {
             default_row_commit_version: None,
             clustering_provider: None,
         };
-        let properties = CommitProperties::default().with_application_transactions(transactions);
-        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let properties = CommitProperties::default()
+            .with_application_transactions(transactions)
+            .with_max_retries(0);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(vec![Action::Add(add)])
             .build(Some(snapshot), self.table.log_store(), operation)
-            .await
-            .map_err(|e| self.error(e.into()))?;
-        let version = finalized.version();
+            .await;
+        let version = match finalized {
+            Ok(finalized) => finalized.version(),
+            Err(
+                DeltaTableError::VersionAlreadyExists(_)
+                | DeltaTableError::Transaction {
+                    source:
+                        TransactionError::CommitConflict(_)
+                        | TransactionError::MaxCommitAttempts(_)
+                        | TransactionError::VersionAlreadyExists(_),
+                },
+            ) => {
+                self.refresh().await?;
+                return Ok(Committed::LostRace);
+            }
+            Err(e) => return Err(self.error(e)),
+        };
         self.refresh().await?;
         Ok(Committed::Added(version))
     }
 
     fn error(&self, source: DeltaTableError) -> ColdError {
-        ColdError::Table { stream: self.stream.clone(), table: self.table.table_url().to_string(), source }
+        ColdError::Table {
+            stream: self.stream.clone(),
+            table: self.table.table_url().to_string(),
+            source,
+        }
+    }
+}
+
+/// Tries of one segment commit before `LostRace` goes back to the caller.
+const COMMIT_ATTEMPTS: u32 = 10;
+
+/// Waits between tries of a commit that lost a race: doubling, with jitter so that
+/// racing nodes do not retry in step.
+pub(crate) struct Backoff {
+    pause: Duration,
+    pub attempts: u32,
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff {
+            pause: Duration::from_millis(50),
+            attempts: 0,
+        }
+    }
+
+    pub async fn wait(&mut self, stream: &str, segment: &str) {
+        self.attempts += 1;
+        tracing::info!(
+            stream,
+            segment,
+            attempt = self.attempts,
+            "another commit won the race; re-reading the table"
+        );
+        tokio::time::sleep(self.pause.mul_f64(1.0 + rand::random::<f64>())).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
     }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod failpoint;
 pub mod health;
 pub mod metrics;
 pub mod schema;

@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use super::Services;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The base config of a test node: free listener ports, the test services, and the
@@ -54,9 +58,14 @@ pub struct Node {
 impl Node {
     /// Writes `config` to a fresh folder and starts `tierlog serve` on it.
     pub fn start(config: &str) -> Node {
+        Node::start_env(config, &[])
+    }
+
+    /// `start`, with extra environment variables (e.g. `TIERLOG_FAILPOINT`).
+    pub fn start_env(config: &str, env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tierlog.toml"), config).unwrap();
-        Node::spawn(dir)
+        Node::spawn(dir, env)
     }
 
     /// Starts a node again on the same folder (after `terminate` or `kill`).
@@ -66,32 +75,52 @@ impl Node {
         // Keep the folder: take it out of the old node before it is dropped.
         let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().unwrap());
         drop(old);
-        Node::spawn(dir)
+        Node::spawn(dir, &[])
     }
 
-    fn spawn(dir: tempfile::TempDir) -> Node {
+    fn spawn(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Node {
         let config_path = dir.path().join("tierlog.toml");
-        let parsed: toml::Table = toml::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-        let http: SocketAddr = parsed["node"]["http_addr"].as_str().unwrap().parse().unwrap();
+        let parsed: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+        let http: SocketAddr = parsed["node"]["http_addr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let log = dir.path().join("tierlog.log");
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tierlog"))
             .args(["serve", "--config"])
             .arg(&config_path)
             // The node's settings come from its file alone.
             .env_remove("TIERLOG_KAFKA_BROKERS")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .unwrap();
-        Node { child, dir, http, log }
+        Node {
+            child,
+            dir,
+            http,
+            log,
+        }
     }
 
     /// SIGKILL: no chance to commit or clean up.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Waits up to `deadline` for the process to exit by itself (a failpoint's abort).
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        super::wait_for("node exit", deadline, || self.child.try_wait().unwrap())
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -115,7 +144,11 @@ impl Node {
                 return took;
             }
             if start.elapsed() > deadline {
-                panic!("node not ready within {} s:\n{}", deadline.as_secs(), self.log());
+                panic!(
+                    "node not ready within {} s:\n{}",
+                    deadline.as_secs(),
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -128,11 +161,18 @@ impl Node {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                eprintln!("node exited after SIGTERM in {:.2} s", start.elapsed().as_secs_f64());
+                eprintln!(
+                    "node exited after SIGTERM in {:.2} s",
+                    start.elapsed().as_secs_f64()
+                );
                 return status;
             }
             if start.elapsed() > deadline {
-                panic!("node did not stop within {} s of SIGTERM:\n{}", deadline.as_secs(), self.log());
+                panic!(
+                    "node did not stop within {} s of SIGTERM:\n{}",
+                    deadline.as_secs(),
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,0 +1,229 @@
+//! The lifecycle manager (DESIGN.md §5): one background task per node that moves each
+//! stream's sealed generations into its cold table once they have been sealed for the
+//! stream's `hot_for`.
+//!
+//! Every step is idempotent (the generation id is the segment id), so a failure is
+//! logged, counted by step, and tried again later with backoff; nothing is ever stuck
+//! in an error state. The hot copy stays until queries read the cold tier too (the
+//! cross-tier table is the next step), so migrating never hides a row.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tierlog_core::config::{Config, StreamConfig};
+use tierlog_core::metrics::{Counter, Gauge, Metrics};
+use tierlog_hot::{GenerationHandle, GenerationId, GenerationState, HotCatalog, StreamSchema};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::error::Result;
+use crate::migrate::{cold_schema, migrate_generation};
+use crate::store::ColdStore;
+use crate::table::ColdTable;
+
+/// The longest wait between two tries of a failing step.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The node's lifecycle manager.
+pub struct Lifecycle {
+    store: ColdStore,
+    catalog: HotCatalog,
+    streams: Vec<StreamLifecycle>,
+}
+
+struct StreamLifecycle {
+    name: String,
+    hot_for: Duration,
+    schema: StreamSchema,
+    table: Option<ColdTable>,
+    /// Generations this process has seen in the table: not checked again.
+    migrated: HashSet<GenerationId>,
+    /// Generations whose last try failed: when to try again, and the wait after that.
+    retry: HashMap<GenerationId, (SystemTime, Duration)>,
+    counters: StreamCounters,
+}
+
+struct StreamCounters {
+    segments: Arc<Counter>,
+    rows: Arc<Counter>,
+    parquet_bytes: Arc<Counter>,
+    bundle_bytes: Arc<Counter>,
+    failures: Arc<Counter>,
+    version: Arc<Gauge>,
+}
+
+impl StreamCounters {
+    fn new(metrics: &Metrics, stream: &str) -> StreamCounters {
+        let l = [("stream", stream)];
+        StreamCounters {
+            segments: metrics.counter(
+                "tierlog_lifecycle_migrated_segments_total",
+                "Hot generations added to the cold table.",
+                &l,
+            ),
+            rows: metrics.counter(
+                "tierlog_lifecycle_migrated_rows_total",
+                "Rows added to the cold table.",
+                &l,
+            ),
+            parquet_bytes: metrics.counter(
+                "tierlog_lifecycle_migrated_parquet_bytes_total",
+                "Parquet bytes uploaded by migration.",
+                &l,
+            ),
+            bundle_bytes: metrics.counter(
+                "tierlog_lifecycle_migrated_bundle_bytes_total",
+                "Index bundle bytes uploaded by migration.",
+                &l,
+            ),
+            failures: metrics.counter(
+                "tierlog_lifecycle_failures_total",
+                "Lifecycle steps that failed (tried again with backoff).",
+                &[("stream", stream), ("step", "migrate")],
+            ),
+            version: metrics.gauge(
+                "tierlog_cold_table_version",
+                "Version of the stream's cold Delta table.",
+                &l,
+            ),
+        }
+    }
+}
+
+impl Lifecycle {
+    pub fn new(
+        config: &Config,
+        store: ColdStore,
+        catalog: HotCatalog,
+        metrics: &Metrics,
+    ) -> Lifecycle {
+        let streams = config
+            .streams
+            .iter()
+            .map(|s| StreamLifecycle::new(s, metrics))
+            .collect();
+        Lifecycle {
+            store,
+            catalog,
+            streams,
+        }
+    }
+
+    /// How often to look: often enough for the shortest `hot_for`, at most every 30 s.
+    pub fn interval(&self) -> Duration {
+        let shortest = self
+            .streams
+            .iter()
+            .map(|s| s.hot_for)
+            .min()
+            .unwrap_or(Duration::from_secs(60));
+        (shortest / 4).clamp(Duration::from_millis(250), Duration::from_secs(30))
+    }
+
+    /// Runs until `stop` says so.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let interval = self.interval();
+        loop {
+            self.tick().await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// One pass over every stream: migrates what is due (and not backing off).
+    pub async fn tick(&mut self) {
+        let now = SystemTime::now();
+        for stream in &mut self.streams {
+            let due: Vec<Arc<GenerationHandle>> = self
+                .catalog
+                .snapshot(&stream.name)
+                .into_iter()
+                .filter(|g| stream.is_due(g, now))
+                .collect();
+            for generation in due {
+                stream.migrate(&self.store, &generation, now).await;
+            }
+        }
+    }
+}
+
+impl StreamLifecycle {
+    fn new(config: &StreamConfig, metrics: &Metrics) -> StreamLifecycle {
+        StreamLifecycle {
+            name: config.name.clone(),
+            hot_for: config.policy.hot_for.0,
+            schema: StreamSchema::new(config),
+            table: None,
+            migrated: HashSet::new(),
+            retry: HashMap::new(),
+            counters: StreamCounters::new(metrics, &config.name),
+        }
+    }
+
+    fn is_due(&self, generation: &GenerationHandle, now: SystemTime) -> bool {
+        let meta = &generation.meta;
+        let Some(sealed_ms) = meta
+            .sealed_ms
+            .filter(|_| meta.state == GenerationState::Sealed)
+        else {
+            return false;
+        };
+        let sealed = UNIX_EPOCH + Duration::from_millis(sealed_ms.max(0) as u64);
+        sealed + self.hot_for <= now
+            && !self.migrated.contains(&meta.id)
+            && self.retry.get(&meta.id).is_none_or(|(at, _)| *at <= now)
+    }
+
+    async fn migrate(&mut self, store: &ColdStore, generation: &GenerationHandle, now: SystemTime) {
+        let id = generation.meta.id.clone();
+        match self.try_migrate(store, generation).await {
+            Ok(()) => {
+                self.retry.remove(&id);
+                self.migrated.insert(id);
+            }
+            Err(e) => {
+                self.counters.failures.inc();
+                let wait = self
+                    .retry
+                    .get(&id)
+                    .map_or(Duration::from_secs(1), |(_, wait)| {
+                        (*wait * 2).min(MAX_BACKOFF)
+                    });
+                warn!(stream = %self.name, segment = %id, error = %e, retry_in_s = wait.as_secs_f64(), "migration failed; will try again");
+                self.retry.insert(id, (now + wait, wait));
+                // The next try opens the table afresh.
+                self.table = None;
+            }
+        }
+    }
+
+    async fn try_migrate(
+        &mut self,
+        store: &ColdStore,
+        generation: &GenerationHandle,
+    ) -> Result<()> {
+        let table = match &mut self.table {
+            Some(table) => table,
+            empty => {
+                empty.insert(ColdTable::open(store, &self.name, &cold_schema(&self.schema)).await?)
+            }
+        };
+        let done = migrate_generation(store, table, &self.schema, &self.name, generation).await?;
+        if let Some(version) = done.version {
+            let c = &self.counters;
+            c.segments.inc();
+            c.rows.add(done.rows as u64);
+            c.parquet_bytes.add(done.parquet_bytes as u64);
+            c.bundle_bytes.add(done.bundle_bytes as u64);
+            c.version.set(version as f64);
+            info!(
+                stream = %self.name, segment = %done.segment, rows = done.rows, parquet_bytes = done.parquet_bytes,
+                bundle_bytes = done.bundle_bytes, version, "migrated to cold"
+            );
+        }
+        Ok(())
+    }
+}
