@@ -18,10 +18,8 @@ use tierlog_core::ConfigError;
 /// full-text search across both tiers.
 #[derive(Debug, Parser)]
 #[command(name = "tierlog", version, propagate_version = true)]
-#[command(
-    after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=tierlog=debug,rdkafka=warn).\n\
-Start locally: ./deploy/local/quickstart.sh"
-)]
+#[command(after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=tierlog=debug,rdkafka=warn).\n\
+Start locally: ./deploy/local/quickstart.sh")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,9 +80,7 @@ fn main() -> ExitCode {
             Command::Config(ConfigCommand::Check { config }) => config_cmd::check(&config),
             Command::Produce(args) => produce::run(args).await,
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cmd::run(args)).await?,
-            Command::Search(args) => {
-                tokio::task::spawn_blocking(move || sql_cmd::search(args)).await?
-            }
+            Command::Search(args) => tokio::task::spawn_blocking(move || sql_cmd::search(args)).await?,
         }
     });
     match result {
@@ -105,9 +101,5 @@ fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }

@@ -45,10 +45,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         bail!("--partitions must be at least 1");
     }
     if tierlog_ingest::ensure_topic(&kafka, &args.topic, args.partitions).await? {
-        eprintln!(
-            "created topic '{}' with {} partition(s)",
-            args.topic, args.partitions
-        );
+        eprintln!("created topic '{}' with {} partition(s)", args.topic, args.partitions);
     }
     tokio::task::spawn_blocking(move || publish_file(&kafka, &args)).await?
 }
@@ -57,12 +54,10 @@ fn publish_file(kafka: &KafkaConfig, args: &ProduceArgs) -> anyhow::Result<()> {
     let (reader, total_bytes) = open(&args.file)?;
     let progress = match total_bytes {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
-                .expect("template"),
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})").expect("template"),
         ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {bytes} read, {msg}").expect("template"),
-        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {bytes} read, {msg}").expect("template")),
     };
     let publisher = Publisher::new(kafka, &args.topic, args.compression)?;
     let mut reader = BufReader::with_capacity(1 << 20, reader);
@@ -85,10 +80,7 @@ fn publish_file(kafka: &KafkaConfig, args: &ProduceArgs) -> anyhow::Result<()> {
         publisher.send(None, payload)?;
         num_sent += 1;
         if num_sent % 1024 == 0 {
-            progress.set_message(format!(
-                "{num_sent} sent, {} acknowledged",
-                publisher.num_delivered()
-            ));
+            progress.set_message(format!("{num_sent} sent, {} acknowledged", publisher.num_delivered()));
         }
     }
     progress.finish_and_clear();
@@ -110,11 +102,7 @@ fn publish_file(kafka: &KafkaConfig, args: &ProduceArgs) -> anyhow::Result<()> {
         secs,
         report.num_messages as f64 / secs,
         report.num_bytes as f64 / 1e6 / secs,
-        if num_empty > 0 {
-            format!(" ({num_empty} empty lines skipped)")
-        } else {
-            String::new()
-        },
+        if num_empty > 0 { format!(" ({num_empty} empty lines skipped)") } else { String::new() },
     );
     Ok(())
 }

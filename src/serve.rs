@@ -32,12 +32,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     if config.streams.is_empty() {
         warn!("no [[streams]] configured: nothing will be ingested");
     }
-    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
-        format!(
-            "cannot create node.data_dir {}",
-            config.node.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&config.node.data_dir)
+        .with_context(|| format!("cannot create node.data_dir {}", config.node.data_dir.display()))?;
 
     let health = Health::new();
     let metrics = Metrics::new();
@@ -45,12 +41,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let cold = ColdStore::open(&config.cold)?;
     let server = HttpServer::bind(config.node.http_addr)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (node.http_addr)",
-                config.node.http_addr
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (node.http_addr)", config.node.http_addr))?;
     info!(addr = %server.local_addr()?, "http listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -60,15 +51,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         let kafka = kafka.clone();
         async move {
             let brokers = kafka.brokers.clone();
-            match tokio::task::spawn_blocking(move || {
-                tierlog_ingest::probe_brokers(&kafka, PROBE_TIMEOUT)
-            })
-            .await
-            {
-                Ok(Ok(info)) => Ok(format!(
-                    "{} broker(s) at {brokers}, {} topic(s)",
-                    info.num_brokers, info.num_topics
-                )),
+            match tokio::task::spawn_blocking(move || tierlog_ingest::probe_brokers(&kafka, PROBE_TIMEOUT)).await {
+                Ok(Ok(info)) => Ok(format!("{} broker(s) at {brokers}, {} topic(s)", info.num_brokers, info.num_topics)),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(format!("probe task failed: {e}")),
             }
@@ -78,29 +62,22 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     spawn_probe(&health, "cold", stop_rx.clone(), move || {
         let (cold, node_id) = (probe_store.clone(), node_id.clone());
         async move {
-            cold.probe(&node_id, PROBE_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
+            cold.probe(&node_id, PROBE_TIMEOUT).await.map_err(|e| e.to_string())?;
             Ok(format!("object store {} writable", cold.url()))
         }
     });
 
     let ingest = {
         let (config, catalog, metrics) = (config.clone(), catalog.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || {
-            Ingest::start(&config, catalog, metrics, IngestOptions::default())
-        })
-        .await?
-        .context("starting ingest")?
+        tokio::task::spawn_blocking(move || Ingest::start(&config, catalog, metrics, IngestOptions::default()))
+            .await?
+            .context("starting ingest")?
     };
 
-    let lifecycle = tokio::spawn(
-        Lifecycle::new(&config, cold.clone(), catalog.clone(), &metrics).run(stop_rx.clone()),
-    );
+    let lifecycle = tokio::spawn(Lifecycle::new(&config, cold.clone(), catalog.clone(), &metrics).run(stop_rx.clone()));
 
     let engine =
-        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog, &metrics)
-            .context("building the SQL catalog")?;
+        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog, &metrics).context("building the SQL catalog")?;
     // Fail at start-up, with the key to change, when the address is taken.
     drop(
         std::net::TcpListener::bind(config.node.pg_addr)
@@ -111,12 +88,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         info!("no [[query.users]] configured: HTTP and PostgreSQL queries need no credentials");
     }
     let pg = {
-        let (engine, access, metrics, addr) = (
-            engine.clone(),
-            access.clone(),
-            metrics.clone(),
-            config.node.pg_addr,
-        );
+        let (engine, access, metrics, addr) = (engine.clone(), access.clone(), metrics.clone(), config.node.pg_addr);
         tokio::spawn(async move {
             if let Err(e) = tierlog_query::serve_pg(&engine, &access, &metrics, addr).await {
                 error!(addr = %addr, error = %e, "postgresql wire server stopped");
@@ -142,9 +114,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     pg.abort();
     let stopped = tokio::task::spawn_blocking(move || ingest.stop()).await?;
     lifecycle.await.context("lifecycle task")?;
-    http.await
-        .context("http server task")?
-        .context("http server")?;
+    http.await.context("http server task")?.context("http server")?;
     stopped.context("stopping ingest")?;
     outcome?;
     info!("stopped");
@@ -159,12 +129,8 @@ async fn wait_finished(ingest: &Ingest) {
 
 /// Checks a dependency now and then, logging each change of state: every 2 s while it
 /// is not ready, every 15 s once it is.
-fn spawn_probe<F, Fut>(
-    health: &Health,
-    name: &'static str,
-    mut stop: watch::Receiver<bool>,
-    probe: F,
-) where
+fn spawn_probe<F, Fut>(health: &Health, name: &'static str, mut stop: watch::Receiver<bool>, probe: F)
+where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = Result<String, String>> + Send,
 {
@@ -178,23 +144,14 @@ fn spawn_probe<F, Fut>(
             if last.as_ref() != Some(&state) {
                 match &outcome {
                     Ok(detail) => info!(component = name, detail = %detail, "ready"),
-                    Err(reason) => {
-                        error!(component = name, reason = %reason, "unavailable; retrying")
-                    }
+                    Err(reason) => error!(component = name, reason = %reason, "unavailable; retrying"),
                 }
             }
-            health.set(
-                name,
-                match &state {
-                    Ok(()) => ComponentState::Ready,
-                    Err(reason) => ComponentState::Unavailable(reason.clone()),
-                },
-            );
-            let pause = if state.is_ok() {
-                Duration::from_secs(15)
-            } else {
-                Duration::from_secs(2)
-            };
+            health.set(name, match &state {
+                Ok(()) => ComponentState::Ready,
+                Err(reason) => ComponentState::Unavailable(reason.clone()),
+            });
+            let pause = if state.is_ok() { Duration::from_secs(15) } else { Duration::from_secs(2) };
             last = Some(state);
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}

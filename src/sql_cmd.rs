@@ -27,10 +27,7 @@ pub struct NodeArgs {
 
 impl NodeArgs {
     fn agent(&self) -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into()
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
     }
 
     fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
@@ -41,10 +38,7 @@ impl NodeArgs {
     }
 
     fn unreachable(&self) -> String {
-        format!(
-            "cannot reach tierlog at {} (is `tierlog serve` running?)",
-            self.addr
-        )
+        format!("cannot reach tierlog at {} (is `tierlog serve` running?)", self.addr)
     }
 }
 
@@ -60,11 +54,7 @@ pub struct SqlArgs {
 }
 
 pub fn run(args: SqlArgs) -> anyhow::Result<()> {
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        OutputFormat::Table
-    } else {
-        OutputFormat::Csv
-    });
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Table } else { OutputFormat::Csv });
     let wire = match format {
         OutputFormat::Table => "arrow",
         OutputFormat::Csv => "csv",
@@ -79,12 +69,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         .send(serde_json::json!({ "sql": args.statement }).to_string())
         .with_context(|| args.node.unreachable())?;
     let status = response.status();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()
-        .context("reading the answer")?;
+    let body = response.body_mut().with_config().limit(u64::MAX).read_to_vec().context("reading the answer")?;
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -95,19 +80,13 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Table => {
-            let batches =
-                if body.is_empty() {
-                    Vec::new()
-                } else {
-                    arrow::ipc::reader::StreamReader::try_new(body.as_slice(), None)?
-                        .collect::<Result<Vec<_>, _>>()?
-                };
+            let batches = if body.is_empty() {
+                Vec::new()
+            } else {
+                arrow::ipc::reader::StreamReader::try_new(body.as_slice(), None)?.collect::<Result<Vec<_>, _>>()?
+            };
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            writeln!(
-                out,
-                "{}",
-                arrow::util::pretty::pretty_format_batches(&batches)?
-            )?;
+            writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(&batches)?)?;
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
         }
         _ => out.write_all(&body)?,
@@ -138,11 +117,7 @@ pub struct SearchArgs {
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let mut request = args
         .node
-        .authorize(
-            args.node
-                .agent()
-                .get(&format!("http://{}/api/v1/search", args.node.addr)),
-        )
+        .authorize(args.node.agent().get(&format!("http://{}/api/v1/search", args.node.addr)))
         .query("stream", &args.stream)
         .query("q", &args.query)
         .query("limit", args.limit.to_string());
@@ -153,12 +128,8 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         request = request.query("end", end);
     }
     let mut response = request.call().with_context(|| args.node.unreachable())?;
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .context("reading the answer")?;
-    let body: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+    let text = response.body_mut().read_to_string().context("reading the answer")?;
+    let body: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
     if let Some(error) = body["error"].as_str() {
         bail!("{error}");
     }
@@ -167,10 +138,6 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         writeln!(out, "{hit}")?;
     }
     let shown = body["hits"].as_array().map_or(0, Vec::len);
-    writeln!(
-        out,
-        "{} matching, {shown} shown (newest first), {} ms",
-        body["total"], body["elapsed_ms"]
-    )?;
+    writeln!(out, "{} matching, {shown} shown (newest first), {} ms", body["total"], body["elapsed_ms"])?;
     Ok(())
 }

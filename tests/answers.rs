@@ -45,9 +45,7 @@ fn parse_access(line: &str) -> Access {
     let (date, clock) = time[..time.len() - 6].split_once(':').unwrap();
     let mut d = date.split('/');
     let (day, month, year) = (d.next().unwrap(), d.next().unwrap(), d.next().unwrap());
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = MONTHS.iter().position(|m| *m == month).unwrap() as i64 + 1;
     let hms: Vec<i64> = clock.split(':').map(|v| v.parse().unwrap()).collect();
     let (year, day): (i64, i64) = (year.parse().unwrap(), day.parse().unwrap());
@@ -55,29 +53,13 @@ fn parse_access(line: &str) -> Access {
     let ts = format!("{year:04}-{month:02}-{day:02}T{clock}Z");
     let (request, rest) = rest.split_once("\" ").unwrap();
     let mut request = request.split(' ');
-    let (method, path) = (
-        request.next().unwrap_or("").to_string(),
-        request.next().unwrap_or("").to_string(),
-    );
+    let (method, path) = (request.next().unwrap_or("").to_string(), request.next().unwrap_or("").to_string());
     let mut fields = rest.splitn(3, ' ');
     let status = fields.next().unwrap().parse().unwrap();
     let bytes = fields.next().unwrap().parse().ok();
     let quoted: Vec<&str> = fields.next().unwrap_or("").split('"').collect();
-    let (referrer, agent) = (
-        quoted.get(1).unwrap_or(&"").to_string(),
-        quoted.get(3).unwrap_or(&"").to_string(),
-    );
-    Access {
-        epoch_s,
-        ts,
-        client: client.into(),
-        method,
-        path,
-        status,
-        bytes,
-        referrer,
-        agent,
-    }
+    let (referrer, agent) = (quoted.get(1).unwrap_or(&"").to_string(), quoted.get(3).unwrap_or(&"").to_string());
+    Access { epoch_s, ts, client: client.into(), method, path, status, bytes, referrer, agent }
 }
 
 fn to_json(a: &Access) -> Vec<u8> {
@@ -98,38 +80,23 @@ fn http_rows(node: &node::Node, statement: &str, names: &[&str]) -> Vec<Vec<Stri
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    r.json()["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| names.iter().map(|n| cell(&row[*n])).collect())
-        .collect()
+    r.json()["rows"].as_array().unwrap().iter().map(|row| names.iter().map(|n| cell(&row[*n])).collect()).collect()
 }
 
 /// Rows as strings, from psql's unaligned output.
 fn pg_rows(port: u16, statement: &str) -> Vec<Vec<String>> {
     let out = psql(port, statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
-    out.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect()
+    out.lines().filter(|l| !l.is_empty()).map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
 
 fn rows_of<K: ToString, V: ToString>(pairs: impl IntoIterator<Item = (K, V)>) -> Vec<Vec<String>> {
-    pairs
-        .into_iter()
-        .map(|(k, v)| vec![k.to_string(), v.to_string()])
-        .collect()
+    pairs.into_iter().map(|(k, v)| vec![k.to_string(), v.to_string()]).collect()
 }
 
 #[test]
 fn http_and_psql_give_the_answers_computed_from_the_files() {
     let Some(services) = services() else { return };
-    let (hdfs_topic, access_topic, dns_topic) = (
-        unique_topic("ans-hdfs"),
-        unique_topic("ans-access"),
-        unique_topic("ans-dns"),
-    );
+    let (hdfs_topic, access_topic, dns_topic) = (unique_topic("ans-hdfs"), unique_topic("ans-access"), unique_topic("ans-dns"));
     create_topic(&services.kafka_brokers, &hdfs_topic, 2);
     create_topic(&services.kafka_brokers, &access_topic, 3);
     create_topic(&services.kafka_brokers, &dns_topic, 2);
@@ -148,32 +115,18 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
 
     let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
     let dns = lines(&dataset("zeek/dns.json.gz"));
-    let access: Vec<Access> = lines(&dataset("apache/apache_access.log"))
-        .iter()
-        .map(|l| parse_access(&String::from_utf8_lossy(l)))
-        .collect();
+    let access: Vec<Access> =
+        lines(&dataset("apache/apache_access.log")).iter().map(|l| parse_access(&String::from_utf8_lossy(l))).collect();
     assert_eq!(access.len(), 10_000);
-    produce_all(
-        &services.kafka_brokers,
-        &hdfs_topic,
-        hdfs.iter().map(Vec::as_slice),
-    );
-    produce_all(
-        &services.kafka_brokers,
-        &dns_topic,
-        dns.iter().map(Vec::as_slice),
-    );
+    produce_all(&services.kafka_brokers, &hdfs_topic, hdfs.iter().map(Vec::as_slice));
+    produce_all(&services.kafka_brokers, &dns_topic, dns.iter().map(Vec::as_slice));
 
     // The access log goes in chunks while another thread counts: the count never goes
     // down and never exceeds what had been sent when the answer came back.
     let sent = Arc::new(AtomicUsize::new(0));
     let payloads: Vec<Vec<u8>> = access.iter().map(to_json).collect();
     let producer = {
-        let (brokers, topic, sent) = (
-            services.kafka_brokers.clone(),
-            access_topic.clone(),
-            Arc::clone(&sent),
-        );
+        let (brokers, topic, sent) = (services.kafka_brokers.clone(), access_topic.clone(), Arc::clone(&sent));
         std::thread::spawn(move || {
             let mut producer = TestProducer::new(&brokers, &topic);
             for chunk in payloads.chunks(500) {
@@ -187,26 +140,17 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
             Instant::now()
         })
     };
-    let count = |table: &str| {
-        http_rows(&node, &format!("SELECT count(*) AS n FROM {table}"), &["n"])[0][0]
-            .parse::<usize>()
-            .unwrap()
-    };
+    let count = |table: &str| http_rows(&node, &format!("SELECT count(*) AS n FROM {table}"), &["n"])[0][0].parse::<usize>().unwrap();
     let (mut last, mut polls) = (0, 0);
     while !producer.is_finished() {
         let n = count("access");
         let ceiling = sent.load(Ordering::SeqCst);
         assert!(n >= last, "count went down: {last} -> {n}");
-        assert!(
-            n <= ceiling,
-            "count {n} exceeds the {ceiling} messages sent"
-        );
+        assert!(n <= ceiling, "count {n} exceeds the {ceiling} messages sent");
         (last, polls) = (n, polls + 1);
     }
     let last_produce = producer.join().unwrap();
-    wait_for("all access rows", Duration::from_secs(60), || {
-        (count("access") == access.len()).then_some(())
-    });
+    wait_for("all access rows", Duration::from_secs(60), || (count("access") == access.len()).then_some(()));
     eprintln!(
         "{polls} counts while producing, never down; exact {:.2} s after the last produce (target 2 s, measured in release by tierlog-bench ingest)",
         last_produce.elapsed().as_secs_f64()
@@ -217,25 +161,15 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
 
     // Each statement with the answer the test computed, over both protocols.
     let mut checks: Vec<(String, Vec<&str>, Vec<Vec<String>>)> = Vec::new();
-    for (table, n) in [
-        ("hdfs", hdfs.len()),
-        ("access", access.len()),
-        ("dns", dns.len()),
-    ] {
-        checks.push((
-            format!("SELECT count(*) AS n FROM {table}"),
-            vec!["n"],
-            vec![vec![n.to_string()]],
-        ));
+    for (table, n) in [("hdfs", hdfs.len()), ("access", access.len()), ("dns", dns.len())] {
+        checks.push((format!("SELECT count(*) AS n FROM {table}"), vec!["n"], vec![vec![n.to_string()]]));
     }
     // Counts per level: the Level column of the loghub structured CSV (the fifth; no
     // field before it holds a comma).
     let csv = std::fs::read_to_string(dataset("loghub/HDFS_2k.log_structured.csv")).unwrap();
     let mut levels: BTreeMap<String, u64> = BTreeMap::new();
     for row in csv.lines().skip(1).filter(|l| !l.is_empty()) {
-        *levels
-            .entry(row.split(',').nth(4).unwrap().to_string())
-            .or_default() += 1;
+        *levels.entry(row.split(',').nth(4).unwrap().to_string()).or_default() += 1;
     }
     checks.push((
         "SELECT split_part(message, ' ', 4) AS level, count(*) AS n FROM hdfs GROUP BY 1 ORDER BY 1".into(),
@@ -252,16 +186,12 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
     top.truncate(10);
     assert_eq!(top[0], (200, 9126), "the dataset README's figure");
     checks.push((
-        "SELECT status, count(*) AS n FROM access GROUP BY status ORDER BY n DESC, status LIMIT 10"
-            .into(),
+        "SELECT status, count(*) AS n FROM access GROUP BY status ORDER BY n DESC, status LIMIT 10".into(),
         vec!["status", "n"],
         rows_of(top),
     ));
     // A phrase, against a plain substring count.
-    let phrase = hdfs
-        .iter()
-        .filter(|l| String::from_utf8_lossy(l).contains("Receiving block"))
-        .count();
+    let phrase = hdfs.iter().filter(|l| String::from_utf8_lossy(l).contains("Receiving block")).count();
     checks.push((
         r#"SELECT count(*) AS n FROM hdfs WHERE match(message, '"Receiving block"')"#.into(),
         vec!["n"],
@@ -270,9 +200,7 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
     // A per-minute histogram, as epoch seconds so both protocols print the same text.
     let mut minutes: BTreeMap<i64, u64> = BTreeMap::new();
     for a in &access {
-        *minutes
-            .entry(a.epoch_s - a.epoch_s.rem_euclid(60))
-            .or_default() += 1;
+        *minutes.entry(a.epoch_s - a.epoch_s.rem_euclid(60)).or_default() += 1;
     }
     checks.push((
         "SELECT CAST(extract(epoch FROM date_trunc('minute', _timestamp)) AS BIGINT) AS minute, count(*) AS n \
@@ -288,10 +216,7 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
         vec!["n"],
         vec![vec![no_referrer.to_string()]],
     ));
-    let bots = access
-        .iter()
-        .filter(|a| a.agent.contains("Googlebot"))
-        .count();
+    let bots = access.iter().filter(|a| a.agent.contains("Googlebot")).count();
     assert!(bots > 0);
     checks.push((
         "SELECT count(*) AS n FROM access WHERE json_get_str(_attributes, 'agent') LIKE '%Googlebot%'".into(),
@@ -304,8 +229,7 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
         .filter(|a| a.method == "GET" && a.status == 200)
         .fold((0u64, 0i64), |(n, b), a| (n + 1, b + a.bytes.unwrap_or(0)));
     checks.push((
-        "SELECT count(*) AS n, sum(bytes) AS b FROM access WHERE method = 'GET' AND status = 200"
-            .into(),
+        "SELECT count(*) AS n, sum(bytes) AS b FROM access WHERE method = 'GET' AND status = 200".into(),
         vec!["n", "b"],
         vec![vec![gets.to_string(), get_bytes.to_string()]],
     ));
@@ -328,16 +252,9 @@ fn http_and_psql_give_the_answers_computed_from_the_files() {
     ));
 
     for (statement, names, expected) in &checks {
-        assert_eq!(
-            &http_rows(&node, statement, names),
-            expected,
-            "HTTP: {statement}"
-        );
+        assert_eq!(&http_rows(&node, statement, names), expected, "HTTP: {statement}");
         assert_eq!(&pg_rows(pg, statement), expected, "psql: {statement}");
     }
-    eprintln!(
-        "{} statements answered alike over HTTP and psql",
-        checks.len()
-    );
+    eprintln!("{} statements answered alike over HTTP and psql", checks.len());
     assert!(node.is_running());
 }

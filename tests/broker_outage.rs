@@ -29,12 +29,7 @@ impl PrivateBroker {
     }
 
     fn brokers(&self) -> String {
-        format!(
-            "127.0.0.1:{}",
-            std::fs::read_to_string(self.dir.path().join("kafka.port"))
-                .unwrap()
-                .trim()
-        )
+        format!("127.0.0.1:{}", std::fs::read_to_string(self.dir.path().join("kafka.port")).unwrap().trim())
     }
 }
 
@@ -47,9 +42,7 @@ impl Drop for PrivateBroker {
 #[test]
 fn broker_down_for_30_s_mid_ingest_then_exact_counts() {
     let Some(services) = services() else { return };
-    let broker = PrivateBroker {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let broker = PrivateBroker { dir: tempfile::tempdir().unwrap() };
     broker.services("start");
     let brokers = broker.brokers();
     let topic = unique_topic("outage");
@@ -57,10 +50,7 @@ fn broker_down_for_30_s_mid_ingest_then_exact_counts() {
     let streams = format!(
         "[[streams]]\nname = \"dns\"\ntopics = [\"{topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n"
     );
-    let services = support::Services {
-        kafka_brokers: brokers.clone(),
-        ..services
-    };
+    let services = support::Services { kafka_brokers: brokers.clone(), ..services };
     let mut node = node::Node::start(&node::config(&services, &unique_topic("outage"), &streams));
     node.wait_ready(Duration::from_secs(60));
 
@@ -70,27 +60,17 @@ fn broker_down_for_30_s_mid_ingest_then_exact_counts() {
     for line in first {
         producer.send(line);
     }
-    let mut expected: BTreeSet<RowId> = producer
-        .finish()
-        .into_iter()
-        .map(|(p, o)| (topic.clone(), i64::from(p), o, 0))
-        .collect();
+    let mut expected: BTreeSet<RowId> =
+        producer.finish().into_iter().map(|(p, o)| (topic.clone(), i64::from(p), o, 0)).collect();
 
     // Stop the broker while the node is still indexing the first half.
     let data_dir = node.dir.path().join("data");
     let count = || hot::rows(&data_dir, "dns").len();
     broker.services("stop");
     let at_stop = count();
-    eprintln!(
-        "broker stopped with {at_stop} of {} rows indexed",
-        expected.len()
-    );
+    eprintln!("broker stopped with {at_stop} of {} rows indexed", expected.len());
     std::thread::sleep(Duration::from_secs(30));
-    assert!(
-        node.is_running(),
-        "node exited during the outage:\n{}",
-        node.log()
-    );
+    assert!(node.is_running(), "node exited during the outage:\n{}", node.log());
     broker.services("start");
     assert_eq!(broker.brokers(), brokers, "the broker keeps its port");
 
@@ -98,33 +78,14 @@ fn broker_down_for_30_s_mid_ingest_then_exact_counts() {
     for line in second {
         producer.send(line);
     }
-    expected.extend(
-        producer
-            .finish()
-            .into_iter()
-            .map(|(p, o)| (topic.clone(), i64::from(p), o, 0)),
-    );
+    expected.extend(producer.finish().into_iter().map(|(p, o)| (topic.clone(), i64::from(p), o, 0)));
     let last_produce = Instant::now();
-    wait_for(
-        "ingest resumed and complete",
-        Duration::from_secs(180),
-        || (count() >= expected.len()).then_some(()),
-    );
-    eprintln!(
-        "complete {:.2} s after the last produce",
-        last_produce.elapsed().as_secs_f64()
-    );
+    wait_for("ingest resumed and complete", Duration::from_secs(180), || (count() >= expected.len()).then_some(()));
+    eprintln!("complete {:.2} s after the last produce", last_produce.elapsed().as_secs_f64());
     std::thread::sleep(Duration::from_secs(2));
-    let got: Vec<RowId> = hot::rows(&data_dir, "dns")
-        .into_iter()
-        .map(|r| r.0)
-        .collect();
+    let got: Vec<RowId> = hot::rows(&data_dir, "dns").into_iter().map(|r| r.0).collect();
     let unique: BTreeSet<RowId> = got.iter().cloned().collect();
     assert_eq!(got.len() - unique.len(), 0, "duplicate rows");
     assert_eq!(unique, expected);
-    assert!(
-        node.log().contains("kafka poll error; retrying")
-            || node.log().contains("unavailable; retrying"),
-        "the outage was logged"
-    );
+    assert!(node.log().contains("kafka poll error; retrying") || node.log().contains("unavailable; retrying"), "the outage was logged");
 }

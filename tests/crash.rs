@@ -41,11 +41,7 @@ fn kill_9_during_ingest_loses_nothing_and_duplicates_nothing() {
          [[streams]]\nname = \"text\"\ntopics = [\"{text_topic}\"]\nformat = \"text\"\n\
          [streams.policy]\ncommit_interval = \"300ms\"\nrollover_max_docs = 7000\n"
     );
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Rng(seed);
 
@@ -63,10 +59,7 @@ fn kill_9_during_ingest_loses_nothing_and_duplicates_nothing() {
             .iter()
             .flat_map(|n| lines(&dataset(&format!("loghub/{n}_2k.log"))))
             .collect();
-        let (mut p_dns, mut p_text) = (
-            TestProducer::new(&brokers, &dns_t),
-            TestProducer::new(&brokers, &text_t),
-        );
+        let (mut p_dns, mut p_text) = (TestProducer::new(&brokers, &dns_t), TestProducer::new(&brokers, &text_t));
         let (mut d, mut t) = (dns.iter().cycle(), text.iter().cycle());
         while !producing.load(Ordering::Acquire) {
             for _ in 0..400 {
@@ -77,34 +70,17 @@ fn kill_9_during_ingest_loses_nothing_and_duplicates_nothing() {
             }
             thread::sleep(Duration::from_millis(200));
         }
-        let mut ids: Vec<RowId> = p_dns
-            .finish()
-            .into_iter()
-            .map(|(p, o)| (dns_t.clone(), i64::from(p), o, 0))
-            .collect();
-        ids.extend(
-            p_text
-                .finish()
-                .into_iter()
-                .map(|(p, o)| (text_t.clone(), i64::from(p), o, 0)),
-        );
+        let mut ids: Vec<RowId> = p_dns.finish().into_iter().map(|(p, o)| (dns_t.clone(), i64::from(p), o, 0)).collect();
+        ids.extend(p_text.finish().into_iter().map(|(p, o)| (text_t.clone(), i64::from(p), o, 0)));
         ids
     });
 
     let data_dir = node.dir.path().join("data");
-    let read = || -> Vec<RowId> {
-        ["dns", "text"]
-            .iter()
-            .flat_map(|s| hot::rows(&data_dir, s))
-            .map(|r| r.0)
-            .collect()
-    };
+    let read = || -> Vec<RowId> { ["dns", "text"].iter().flat_map(|s| hot::rows(&data_dir, s)).map(|r| r.0).collect() };
     for kill in 1..=5 {
         // Kill only while the node is really indexing: after its hot tier grew.
         let before = read().len();
-        wait_for("the node indexes", Duration::from_secs(120), || {
-            (read().len() > before).then_some(())
-        });
+        wait_for("the node indexes", Duration::from_secs(120), || (read().len() > before).then_some(()));
         thread::sleep(rng.millis(100, 2500));
         node.kill();
         eprintln!("kill -9 #{kill} with {} rows committed", read().len());
@@ -120,28 +96,16 @@ fn kill_9_during_ingest_loses_nothing_and_duplicates_nothing() {
     while read().len() < expected.len() {
         assert!(node.is_running(), "node died:\n{}", node.log());
         if Instant::now() > deadline {
-            panic!(
-                "{} of {} rows after 240 s; node log:\n{}",
-                read().len(),
-                expected.len(),
-                node.log()
-            );
+            panic!("{} of {} rows after 240 s; node log:\n{}", read().len(), expected.len(), node.log());
         }
         thread::sleep(Duration::from_millis(100));
     }
-    eprintln!(
-        "converged {:.2} s after the last produce",
-        last_produce.elapsed().as_secs_f64()
-    );
+    eprintln!("converged {:.2} s after the last produce", last_produce.elapsed().as_secs_f64());
     thread::sleep(Duration::from_secs(2)); // anything more would be a duplicate
     let got = read();
     let unique: BTreeSet<RowId> = got.iter().cloned().collect();
     assert_eq!(got.len() - unique.len(), 0, "duplicate rows");
     assert_eq!(unique, expected, "missing or unexpected rows");
     // The kills really interrupted ingest: the node's log shows each restart recovering.
-    assert!(
-        node.log().matches("starting tierlog").count() >= 6,
-        "{}",
-        node.log()
-    );
+    assert!(node.log().matches("starting tierlog").count() >= 6, "{}", node.log());
 }

@@ -13,31 +13,11 @@ use support::{dataset, http, node, services, unique_topic, wait_for};
 /// The n-th malformed payload and the reason the test expects for it.
 fn malformed(n: usize) -> (Vec<u8>, &'static str) {
     match n % 5 {
-        0 => (
-            [
-                b"{\"query\": \"caf\xe9 ".as_slice(),
-                n.to_string().as_bytes(),
-                b"\"}",
-            ]
-            .concat(),
-            "invalid_utf8",
-        ),
-        1 => (
-            format!("{{\"query\": \"unterminated {n}").into_bytes(),
-            "invalid_json",
-        ),
-        2 => (
-            format!("{{\"query\": {n}, \"qtype_name\": \"A\"}}").into_bytes(),
-            "wrong_type",
-        ),
-        3 => (
-            format!("{{\"ts\": \"not a time {n}\", \"query\": \"x\"}}").into_bytes(),
-            "bad_timestamp",
-        ),
-        _ => (
-            format!("{{\"query\": \"{}\"}}", "y".repeat(70_000)).into_bytes(),
-            "too_large",
-        ),
+        0 => ([b"{\"query\": \"caf\xe9 ".as_slice(), n.to_string().as_bytes(), b"\"}"].concat(), "invalid_utf8"),
+        1 => (format!("{{\"query\": \"unterminated {n}").into_bytes(), "invalid_json"),
+        2 => (format!("{{\"query\": {n}, \"qtype_name\": \"A\"}}").into_bytes(), "wrong_type"),
+        3 => (format!("{{\"ts\": \"not a time {n}\", \"query\": \"x\"}}").into_bytes(), "bad_timestamp"),
+        _ => (format!("{{\"query\": \"{}\"}}", "y".repeat(70_000)).into_bytes(), "too_large"),
     }
 }
 
@@ -73,13 +53,10 @@ fn malformed_messages_become_error_rows_and_nothing_stops() {
 
     // The rest of the 1,000 malformed messages are OTLP requests, mixed with 100 good.
     let num_bad_otlp = 1000 - kinds.iter().flatten().count();
-    let sample: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dataset("otlp/logs.json")).unwrap()).unwrap();
+    let sample: serde_json::Value = serde_json::from_slice(&std::fs::read(dataset("otlp/logs.json")).unwrap()).unwrap();
     let sample = sample.to_string();
     let total = 100 + num_bad_otlp;
-    let mut otlp_kinds: Vec<Option<&str>> = (0..total)
-        .map(|i| (i >= 100).then_some("invalid_otlp"))
-        .collect();
+    let mut otlp_kinds: Vec<Option<&str>> = (0..total).map(|i| (i >= 100).then_some("invalid_otlp")).collect();
     // Interleave good and bad: position i takes element (i * 7) mod total (7 and total coprime).
     assert_ne!(total % 7, 0);
     otlp_kinds = (0..total).map(|i| otlp_kinds[i * 7 % total]).collect();
@@ -91,11 +68,7 @@ fn malformed_messages_become_error_rows_and_nothing_stops() {
         }
     }
     let otlp_positions = producer.finish();
-    let total_bad = kinds
-        .iter()
-        .chain(&otlp_kinds)
-        .filter(|k| k.is_some())
-        .count();
+    let total_bad = kinds.iter().chain(&otlp_kinds).filter(|k| k.is_some()).count();
     assert_eq!(total_bad, 1000);
 
     // What the test expects, from what it sent.
@@ -108,24 +81,13 @@ fn malformed_messages_become_error_rows_and_nothing_stops() {
     }
 
     let data_dir = node.dir.path().join("data");
-    let read = || -> Vec<_> {
-        ["dns", "otel"]
-            .iter()
-            .flat_map(|s| hot::rows(&data_dir, s))
-            .collect()
-    };
-    wait_for("every message indexed", Duration::from_secs(120), || {
-        (read().len() >= expected.len()).then_some(())
-    });
+    let read = || -> Vec<_> { ["dns", "otel"].iter().flat_map(|s| hot::rows(&data_dir, s)).collect() };
+    wait_for("every message indexed", Duration::from_secs(120), || (read().len() >= expected.len()).then_some(()));
     let rows = read();
     let got: BTreeMap<RowId, Option<&str>> = rows
         .iter()
         .map(|(id, kind, reason)| {
-            assert_eq!(
-                *kind == 1,
-                reason.is_some(),
-                "{id:?}: _kind and _error_reason disagree"
-            );
+            assert_eq!(*kind == 1, reason.is_some(), "{id:?}: _kind and _error_reason disagree");
             (id.clone(), reason.as_deref())
         })
         .collect();
@@ -140,13 +102,8 @@ fn malformed_messages_become_error_rows_and_nothing_stops() {
         *by_reason.entry(reason).or_default() += 1;
     }
     for (reason, n) in &by_reason {
-        let stream = if *reason == "invalid_otlp" {
-            "otel"
-        } else {
-            "dns"
-        };
-        let line =
-            format!("tierlog_ingest_errors_total{{stream=\"{stream}\",reason=\"{reason}\"}} {n}\n");
+        let stream = if *reason == "invalid_otlp" { "otel" } else { "dns" };
+        let line = format!("tierlog_ingest_errors_total{{stream=\"{stream}\",reason=\"{reason}\"}} {n}\n");
         assert!(metrics.contains(&line), "missing {line} in\n{metrics}");
     }
     let reasons: BTreeSet<&str> = by_reason.keys().copied().collect();

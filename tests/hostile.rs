@@ -21,24 +21,12 @@ const OPS_PASSWORD: &str = "ops-password-42";
 /// Statements that must be refused, each with its SQLSTATE. `{file}` is a path the
 /// server could write; `{other}` a stream the user is not granted.
 const ATTACKS: &[(&str, &str)] = &[
-    (
-        "EXPLAIN ANALYZE COPY (SELECT message FROM {other}) TO '{file}'",
-        "25006",
-    ),
-    (
-        "EXPLAIN COPY (SELECT message FROM hdfs) TO '{file}'",
-        "25006",
-    ),
+    ("EXPLAIN ANALYZE COPY (SELECT message FROM {other}) TO '{file}'", "25006"),
+    ("EXPLAIN COPY (SELECT message FROM hdfs) TO '{file}'", "25006"),
     ("COPY (SELECT message FROM hdfs) TO '{file}'", "25006"),
-    (
-        "CREATE EXTERNAL TABLE x (a TEXT) STORED AS PARQUET LOCATION '{file}'",
-        "25006",
-    ),
+    ("CREATE EXTERNAL TABLE x (a TEXT) STORED AS PARQUET LOCATION '{file}'", "25006"),
     ("INSERT INTO hdfs (message) VALUES ('x')", "25006"),
-    (
-        "EXPLAIN ANALYZE INSERT INTO hdfs (message) VALUES ('x')",
-        "25006",
-    ),
+    ("EXPLAIN ANALYZE INSERT INTO hdfs (message) VALUES ('x')", "25006"),
     ("CREATE VIEW v AS SELECT 1", "25006"),
     ("PREPARE p AS SELECT 1", "25006"),
     ("SET datafusion.execution.batch_size = 1", "42501"),
@@ -58,40 +46,23 @@ const OTHER_STREAM: &[&str] = &[
 ];
 
 fn fill(template: &str, other: &str, file: &Path) -> String {
-    template
-        .replace("{other}", other)
-        .replace("{file}", &file.display().to_string())
+    template.replace("{other}", other).replace("{file}", &file.display().to_string())
 }
 
 /// The node, the pg port, and the two streams' line counts, once both are queryable.
 fn start(users: &str) -> (node::Node, u16, usize, usize) {
     let services = services().expect("services");
-    let feeds = TextStreams::new(
-        &services.kafka_brokers,
-        &[
-            ("hdfs", "loghub/HDFS_2k.log"),
-            ("apache", "loghub/Apache_2k.log"),
-        ],
-    );
-    let config = node::config(
-        &services,
-        &unique_topic("hostile"),
-        &format!("{users}\n{}", feeds.config),
-    );
+    let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log"), ("apache", "loghub/Apache_2k.log")]);
+    let config = node::config(&services, &unique_topic("hostile"), &format!("{users}\n{}", feeds.config));
     let pg = pg_port(&config);
     let mut node = node::Node::start(&config);
     node.wait_ready(Duration::from_secs(60));
     feeds.produce(&services.kafka_brokers);
     let (hdfs, apache) = (feeds.lines(0), feeds.lines(1));
-    let (user, password) = if users.is_empty() {
-        ("tierlog", None)
-    } else {
-        ("ops", Some(OPS_PASSWORD))
-    };
+    let (user, password) = if users.is_empty() { ("tierlog", None) } else { ("ops", Some(OPS_PASSWORD)) };
     wait_for("both streams over pg", Duration::from_secs(60), || {
         let n = |t: &str| psql_state(pg, user, password, &format!("SELECT count(*) FROM {t}")).ok();
-        (n("hdfs")? == hdfs.len().to_string() && n("apache")? == apache.len().to_string())
-            .then_some(())
+        (n("hdfs")? == hdfs.len().to_string() && n("apache")? == apache.len().to_string()).then_some(())
     });
     (node, pg, hdfs.len(), apache.len())
 }
@@ -105,16 +76,9 @@ fn state(answer: &Value) -> &str {
 fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows: usize) {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("stolen.csv");
-    let mut attacks: Vec<(String, &str)> = ATTACKS
-        .iter()
-        .map(|(t, code)| (fill(t, "apache", &file), *code))
-        .collect();
+    let mut attacks: Vec<(String, &str)> = ATTACKS.iter().map(|(t, code)| (fill(t, "apache", &file), *code)).collect();
     if limited {
-        attacks.extend(
-            OTHER_STREAM
-                .iter()
-                .map(|t| (fill(t, "apache", &file), "42501")),
-        );
+        attacks.extend(OTHER_STREAM.iter().map(|t| (fill(t, "apache", &file), "42501")));
     }
 
     // psql: the simple query protocol.
@@ -126,13 +90,8 @@ fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows:
     }
     // A cursor over the other stream, in one simple-protocol transaction.
     if limited {
-        let (code, message) = psql_state(
-            pg,
-            user,
-            password,
-            "BEGIN; DECLARE c CURSOR FOR SELECT count(*) FROM apache; FETCH ALL FROM c;",
-        )
-        .expect_err("DECLARE over another stream ran");
+        let (code, message) = psql_state(pg, user, password, "BEGIN; DECLARE c CURSOR FOR SELECT count(*) FROM apache; FETCH ALL FROM c;")
+            .expect_err("DECLARE over another stream ran");
         assert_eq!(code, "42501", "{message}");
     }
 
@@ -144,17 +103,12 @@ fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows:
         steps.push(json!({ "sql": sql, "prepare": true }));
     }
     if limited {
-        steps.push(
-            json!({ "sql": "SELECT count(*) FROM apache WHERE _offset >= %s", "params": [0] }),
-        );
+        steps.push(json!({ "sql": "SELECT count(*) FROM apache WHERE _offset >= %s", "params": [0] }));
         steps.push(json!({ "sql": "SELECT count(*) FROM apache WHERE _offset >= %s", "params": [0], "prepare": true }));
         steps.push(json!({ "sql": "SELECT message FROM apache", "cursor": "c_other" }));
     }
     let answers = psycopg(pg, user, password, Value::Array(steps.clone()));
-    let mut expected: Vec<&str> = attacks
-        .iter()
-        .flat_map(|(_, code)| [*code, *code])
-        .collect();
+    let mut expected: Vec<&str> = attacks.iter().flat_map(|(_, code)| [*code, *code]).collect();
     if limited {
         expected.extend(["42501", "42501", "42501"]);
     }
@@ -162,52 +116,30 @@ fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows:
         assert_eq!(state(answer), *code, "psycopg as {user}: {step}: {answer}");
     }
     // pgjdbc: each attack as a plain statement and as a named prepared statement.
-    let mut steps: Vec<(&str, &str)> = attacks
-        .iter()
-        .flat_map(|(sql, _)| [("query", sql.as_str()), ("prepared", sql.as_str())])
-        .collect();
-    let mut expected: Vec<&str> = attacks
-        .iter()
-        .flat_map(|(_, code)| [*code, *code])
-        .collect();
+    let mut steps: Vec<(&str, &str)> = attacks.iter().flat_map(|(sql, _)| [("query", sql.as_str()), ("prepared", sql.as_str())]).collect();
+    let mut expected: Vec<&str> = attacks.iter().flat_map(|(_, code)| [*code, *code]).collect();
     if limited {
         steps.push(("fetch", "SELECT message FROM apache"));
         expected.push("42501");
     }
-    for ((step, answer), code) in steps
-        .iter()
-        .zip(pgjdbc(pg, user, password, &steps))
-        .zip(&expected)
-    {
+    for ((step, answer), code) in steps.iter().zip(pgjdbc(pg, user, password, &steps)).zip(&expected) {
         match answer {
             Ok(rows) => panic!("pgjdbc as {user}: {step:?} ran: {rows:?}"),
             Err((got, message)) => assert_eq!(&got, code, "pgjdbc as {user}: {step:?}: {message}"),
         }
     }
-    assert!(
-        !file.exists(),
-        "a refused statement wrote {}",
-        file.display()
-    );
+    assert!(!file.exists(), "a refused statement wrote {}", file.display());
     // And pgjdbc's own reads work: a plain query, a prepared one, a portal read 100 rows at a time.
     let answers = pgjdbc(
         pg,
         user,
         password,
-        &[
-            ("query", "SELECT count(*) FROM hdfs"),
-            ("prepared", "SELECT count(*) FROM hdfs"),
-            ("fetch", "SELECT _offset FROM hdfs ORDER BY _offset"),
-        ],
+        &[("query", "SELECT count(*) FROM hdfs"), ("prepared", "SELECT count(*) FROM hdfs"), ("fetch", "SELECT _offset FROM hdfs ORDER BY _offset")],
     );
     let offsets: Vec<String> = (0..hdfs_rows).map(|o| o.to_string()).collect();
     assert_eq!(answers[0], Ok(vec![hdfs_rows.to_string()]));
     assert_eq!(answers[1], Ok(vec![hdfs_rows.to_string()]));
-    assert_eq!(
-        answers[2].as_ref(),
-        Ok(&offsets),
-        "every row once, in order, over a suspended portal"
-    );
+    assert_eq!(answers[2].as_ref(), Ok(&offsets), "every row once, in order, over a suspended portal");
 
     // What drivers and tools send keeps working, and each session keeps its own settings:
     // a parameterised query, a prepared one, a server-side cursor read in batches of 500.
@@ -227,55 +159,27 @@ fn attack(pg: u16, user: &str, password: Option<&str>, limited: bool, hdfs_rows:
         ]),
     );
     for answer in &ok {
-        assert!(
-            answer.get("sqlstate").is_none(),
-            "psycopg as {user}: {answer}"
-        );
+        assert!(answer.get("sqlstate").is_none(), "psycopg as {user}: {answer}");
     }
     assert_eq!(ok[2]["rows"], json!([["hostile-test"]]));
     assert_eq!(ok[3]["rows"], json!([[hdfs_rows.to_string()]]));
     assert_eq!(ok[4]["rows"], json!([[(hdfs_rows - 1000).to_string()]]));
-    let fetched: Vec<String> = ok[5]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[0].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        fetched, offsets,
-        "the cursor returns every row once, in order"
-    );
+    let fetched: Vec<String> = ok[5]["rows"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap().to_string()).collect();
+    assert_eq!(fetched, offsets, "the cursor returns every row once, in order");
     // The refused SETs changed nothing: DataFusion's default batch size.
     assert_eq!(ok[6]["rows"], json!([["8192"]]));
     // A new connection does not see the first one's application_name.
-    assert_ne!(
-        ok[7]["rows"],
-        json!([["hostile-test"]]),
-        "one session's SET leaked into another"
-    );
+    assert_ne!(ok[7]["rows"], json!([["hostile-test"]]), "one session's SET leaked into another");
 
     // psql's own catalog queries list only the user's streams.
     let tables = psql_state(pg, user, password, "\\dt").unwrap();
     assert!(tables.contains("hdfs"), "{tables}");
     assert_eq!(tables.contains("apache"), !limited, "{tables}");
-    let listed = psql_state(
-        pg,
-        user,
-        password,
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
-    )
-    .unwrap();
-    let expected = if limited {
-        "hdfs\nhdfs_errors"
-    } else {
-        "apache\napache_errors\nhdfs\nhdfs_errors"
-    };
+    let listed = psql_state(pg, user, password, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1").unwrap();
+    let expected = if limited { "hdfs\nhdfs_errors" } else { "apache\napache_errors\nhdfs\nhdfs_errors" };
     assert_eq!(listed, expected);
     // And the server answers.
-    assert_eq!(
-        psql_state(pg, user, password, "SELECT count(*) FROM hdfs").unwrap(),
-        hdfs_rows.to_string()
-    );
+    assert_eq!(psql_state(pg, user, password, "SELECT count(*) FROM hdfs").unwrap(), hdfs_rows.to_string());
 }
 
 #[test]
@@ -290,10 +194,7 @@ fn hostile_sql_is_refused_for_a_user_granted_one_stream() {
     let (mut node, pg, hdfs_rows, apache_rows) = start(&users);
     attack(pg, "bi", Some(BI_PASSWORD), true, hdfs_rows);
     // A user granted every stream reads both, and is refused the rest all the same.
-    assert_eq!(
-        psql_state(pg, "ops", Some(OPS_PASSWORD), "SELECT count(*) FROM apache").unwrap(),
-        apache_rows.to_string()
-    );
+    assert_eq!(psql_state(pg, "ops", Some(OPS_PASSWORD), "SELECT count(*) FROM apache").unwrap(), apache_rows.to_string());
     attack(pg, "ops", Some(OPS_PASSWORD), false, hdfs_rows);
     assert!(node.is_running());
 }

@@ -14,27 +14,18 @@ use support::kafka::{TextStreams, produce_all};
 use support::node::{Node, config};
 use support::{Services, http, services, unique_topic, wait_for};
 
-const POLICY: &str = "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 2500\nhot_for = \"1s\"\n";
+const POLICY: &str =
+    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 2500\nhot_for = \"1s\"\n";
 
 /// Waits until the cold table holds `rows` rows, and returns what the reader sees.
 fn cold_holds(services: &Services, prefix: &str, stream: &str, rows: usize, txn: &str) -> Value {
-    wait_for(
-        &format!("{rows} rows of {stream} in cold"),
-        Duration::from_secs(240),
-        || {
-            delta_read(services, prefix, stream, &[txn])
-                .filter(|seen| seen["rows"].as_u64() >= Some(rows as u64))
-        },
-    )
+    wait_for(&format!("{rows} rows of {stream} in cold"), Duration::from_secs(240), || {
+        delta_read(services, prefix, stream, &[txn]).filter(|seen| seen["rows"].as_u64() >= Some(rows as u64))
+    })
 }
 
 fn sql_count(node: &Node, stream: &str) -> u64 {
-    let r = http::post_json(
-        node.http,
-        "/api/v1/sql",
-        &json!({ "sql": format!("SELECT count(*) AS n FROM {stream}") }),
-    )
-    .unwrap();
+    let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": format!("SELECT count(*) AS n FROM {stream}") })).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["rows"][0]["n"].as_u64().unwrap()
 }
@@ -42,16 +33,9 @@ fn sql_count(node: &Node, stream: &str) -> u64 {
 #[test]
 fn sealed_generations_reach_cold_once_each() {
     let Some(services) = services() else { return };
-    let feeds = TextStreams::new(
-        &services.kafka_brokers,
-        &[("access", "apache/apache_access.log")],
-    );
+    let feeds = TextStreams::new(&services.kafka_brokers, &[("access", "apache/apache_access.log")]);
     let prefix = unique_topic("lifecycle");
-    let mut node = Node::start(&config(
-        &services,
-        &prefix,
-        &format!("{}{POLICY}", feeds.config),
-    ));
+    let mut node = Node::start(&config(&services, &prefix, &format!("{}{POLICY}", feeds.config)));
     node.wait_ready(Duration::from_secs(60));
     // In two waves, so that the first is committed (and rolled over) before the second:
     // at least two generations, two commits.
@@ -59,97 +43,41 @@ fn sealed_generations_reach_cold_once_each() {
     let produced = lines.len();
     for wave in lines.chunks(produced.div_ceil(2)) {
         let before = sql_count(&node, "access");
-        produce_all(
-            &services.kafka_brokers,
-            topic,
-            wave.iter().map(Vec::as_slice),
-        );
-        wait_for("a wave committed", Duration::from_secs(120), || {
-            (sql_count(&node, "access") == before + wave.len() as u64).then_some(())
-        });
+        produce_all(&services.kafka_brokers, topic, wave.iter().map(Vec::as_slice));
+        wait_for("a wave committed", Duration::from_secs(120), || (sql_count(&node, "access") == before + wave.len() as u64).then_some(()));
     }
 
-    let seen = cold_holds(
-        &services,
-        &prefix,
-        "access",
-        produced,
-        &format!("tierlog/access/{topic}/0"),
-    );
+    let seen = cold_holds(&services, &prefix, "access", produced, &format!("tierlog/access/{topic}/0"));
     assert_eq!(seen["rows"], produced, "{seen}");
-    assert_eq!(
-        seen["distinct_offsets"], produced,
-        "each (topic, partition, offset) once: {seen}"
-    );
-    assert_eq!(
-        seen["txn"][format!("tierlog/access/{topic}/0")],
-        produced,
-        "the cold checkpoint: {seen}"
-    );
-    assert!(
-        seen["files"].as_u64().unwrap() >= 2,
-        "one file per generation: {seen}"
-    );
+    assert_eq!(seen["distinct_offsets"], produced, "each (topic, partition, offset) once: {seen}");
+    assert_eq!(seen["txn"][format!("tierlog/access/{topic}/0")], produced, "the cold checkpoint: {seen}");
+    assert!(seen["files"].as_u64().unwrap() >= 2, "one file per generation: {seen}");
     assert_eq!(seen["columns"]["message"], "String");
-    assert_eq!(
-        seen["columns"]["_timestamp"],
-        "Datetime(time_unit='us', time_zone='UTC')"
-    );
+    assert_eq!(seen["columns"]["_timestamp"], "Datetime(time_unit='us', time_zone='UTC')");
 
     let metrics = http::get(node.http, "/metrics").unwrap().body;
-    assert_eq!(
-        http::metric(
-            &metrics,
-            "tierlog_lifecycle_migrated_rows_total{stream=\"access\"}"
-        ),
-        produced as u64
-    );
-    assert_eq!(
-        http::metric(
-            &metrics,
-            "tierlog_lifecycle_migrated_segments_total{stream=\"access\"}"
-        ),
-        seen["files"].as_u64().unwrap()
-    );
-    assert_eq!(
-        http::metric(
-            &metrics,
-            "tierlog_lifecycle_failures_total{stream=\"access\",step=\"migrate\"}"
-        ),
-        0
-    );
+    assert_eq!(http::metric(&metrics, "tierlog_lifecycle_migrated_rows_total{stream=\"access\"}"), produced as u64);
+    assert_eq!(http::metric(&metrics, "tierlog_lifecycle_migrated_segments_total{stream=\"access\"}"), seen["files"].as_u64().unwrap());
+    assert_eq!(http::metric(&metrics, "tierlog_lifecycle_failures_total{stream=\"access\",step=\"migrate\"}"), 0);
     // Until queries read cold, the hot copy stays and answers.
     assert_eq!(sql_count(&node, "access"), produced as u64);
-    assert!(
-        node.terminate(Duration::from_secs(60)).success(),
-        "{}",
-        node.log()
-    );
+    assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
 }
 
 #[test]
 fn a_crash_at_each_migration_step_leaves_every_row_once() {
     let Some(services) = services() else { return };
-    for failpoint in [
-        "after_parquet_upload",
-        "after_bundle_upload",
-        "after_commit",
-    ] {
+    for failpoint in ["after_parquet_upload", "after_bundle_upload", "after_commit"] {
         let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log")]);
         let prefix = unique_topic("failpoint");
         let policy = POLICY.replace("rollover_max_docs = 2500", "rollover_max_docs = 500");
-        let mut node = Node::start_env(
-            &config(&services, &prefix, &format!("{}{policy}", feeds.config)),
-            &[("TIERLOG_FAILPOINT", failpoint)],
-        );
+        let mut node =
+            Node::start_env(&config(&services, &prefix, &format!("{}{policy}", feeds.config)), &[("TIERLOG_FAILPOINT", failpoint)]);
         node.wait_ready(Duration::from_secs(60));
         feeds.produce(&services.kafka_brokers);
         let status = node.wait_exit(Duration::from_secs(120));
         assert!(
-            !status.success()
-                && node
-                    .log()
-                    .contains(&format!("failpoint '{failpoint}' reached")),
+            !status.success() && node.log().contains(&format!("failpoint '{failpoint}' reached")),
             "{failpoint}: {status}\n{}",
             node.log()
         );
@@ -164,25 +92,11 @@ fn a_crash_at_each_migration_step_leaves_every_row_once() {
         let seen_later = delta_read(&services, &prefix, "hdfs", &[&txn]).unwrap();
         for seen in [&seen, &seen_later] {
             assert_eq!(seen["rows"], produced, "{failpoint}: {seen}");
-            assert_eq!(
-                seen["distinct_offsets"], produced,
-                "{failpoint}: each row once: {seen}"
-            );
+            assert_eq!(seen["distinct_offsets"], produced, "{failpoint}: each row once: {seen}");
             assert_eq!(seen["txn"][&txn], produced, "{failpoint}: {seen}");
         }
-        assert_eq!(
-            sql_count(&node, "hdfs"),
-            produced as u64,
-            "{failpoint}: hot still answers"
-        );
-        eprintln!(
-            "{failpoint}: crashed, restarted, {produced} rows in cold once each ({} files)",
-            seen_later["files"]
-        );
-        assert!(
-            node.terminate(Duration::from_secs(60)).success(),
-            "{}",
-            node.log()
-        );
+        assert_eq!(sql_count(&node, "hdfs"), produced as u64, "{failpoint}: hot still answers");
+        eprintln!("{failpoint}: crashed, restarted, {produced} rows in cold once each ({} files)", seen_later["files"]);
+        assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
     }
 }

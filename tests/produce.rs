@@ -31,28 +31,13 @@ fn produce_loghub_file_and_read_back_byte_for_byte() {
     let topic = unique_topic("produce-apache");
 
     let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args([
-            "produce",
-            "--topic",
-            &topic,
-            "--partitions",
-            "3",
-            "--brokers",
-            &services.kafka_brokers,
-        ])
+        .args(["produce", "--topic", &topic, "--partitions", "3", "--brokers", &services.kafka_brokers])
         .arg(&file)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "produce failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("produced 2000 messages")),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "produce failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("produced 2000 messages")), "{stdout}");
     eprintln!("{}", stdout.trim());
 
     let consumer: BaseConsumer = ClientConfig::new()
@@ -71,24 +56,16 @@ fn produce_loghub_file_and_read_back_byte_for_byte() {
             got.push(msg.payload().unwrap_or_default().to_vec());
         }
     }
-    eprintln!(
-        "consumed {} messages in {:.2} s",
-        got.len(),
-        start.elapsed().as_secs_f64()
-    );
+    eprintln!("consumed {} messages in {:.2} s", got.len(), start.elapsed().as_secs_f64());
 
     // Nothing beyond the 2,000: the partitions' end offsets add up to exactly that.
-    let metadata = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
     let partitions = metadata.topics()[0].partitions();
     assert_eq!(partitions.len(), 3);
     let total: i64 = partitions
         .iter()
         .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
-                .unwrap();
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10)).unwrap();
             high - low
         })
         .sum();
@@ -104,20 +81,10 @@ fn produce_loghub_file_and_read_back_byte_for_byte() {
 #[test]
 fn produce_rejects_snappy() {
     let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args([
-            "produce",
-            "--topic",
-            "t",
-            "--compression",
-            "snappy",
-            "/dev/null",
-        ])
+        .args(["produce", "--topic", "t", "--compression", "snappy", "/dev/null"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("snappy is not supported: the tansu broker corrupts snappy batches"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("snappy is not supported: the tansu broker corrupts snappy batches"), "{stderr}");
 }

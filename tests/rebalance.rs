@@ -19,6 +19,7 @@ fn rows_on(n: &node::Node) -> usize {
     hot::rows(&n.dir.path().join("data"), "dns").len()
 }
 
+
 #[test]
 fn two_nodes_share_partitions_exactly_once_across_rebalances() {
     let Some(services) = services() else { return };
@@ -47,21 +48,13 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
             }
             thread::sleep(Duration::from_millis(200));
         }
-        p.finish()
-            .into_iter()
-            .map(|(p, o)| (t.clone(), i64::from(p), o, 0))
-            .collect::<BTreeSet<RowId>>()
+        p.finish().into_iter().map(|(p, o)| (t.clone(), i64::from(p), o, 0)).collect::<BTreeSet<RowId>>()
     });
 
     // Samples the group's committed offsets until the end; any decrease fails the test.
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
-        let (brokers, group, topic, sampling) = (
-            services.kafka_brokers.clone(),
-            group.clone(),
-            topic.clone(),
-            Arc::clone(&sampling),
-        );
+        let (brokers, group, topic, sampling) = (services.kafka_brokers.clone(), group.clone(), topic.clone(), Arc::clone(&sampling));
         thread::spawn(move || {
             let admin = GroupOffsets::new(&brokers, &group, &topic, 4);
             let (mut last, mut samples, mut decreases) = (vec![None; 4], 0usize, Vec::new());
@@ -88,9 +81,7 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
     };
 
     // 1. A alone indexes.
-    wait_for("A indexes", Duration::from_secs(120), || {
-        (rows_on(&a) > 0).then_some(())
-    });
+    wait_for("A indexes", Duration::from_secs(120), || (rows_on(&a) > 0).then_some(()));
     // 2. B joins: a rebalance while producing; B gets partitions and indexes.
     let mut b = node::Node::start(&node::config(&services, &group, &streams)); // own ports, own folder
     b.wait_ready(Duration::from_secs(60));
@@ -101,22 +92,13 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
         thread::sleep(Duration::from_millis(100));
     }
     match rows_on(&b) {
-        0 => eprintln!(
-            "WARNING: B got no partitions within 60 s of joining: the broker did not rebalance"
-        ),
-        _ => eprintln!(
-            "B indexes after joining: after {:.2} s",
-            joined.elapsed().as_secs_f64()
-        ),
+        0 => eprintln!("WARNING: B got no partitions within 60 s of joining: the broker did not rebalance"),
+        _ => eprintln!("B indexes after joining: after {:.2} s", joined.elapsed().as_secs_f64()),
     }
     // 3. A leaves for a while (another rebalance) and comes back. With tansu 0.6 the
     //    remaining member keeps its old assignment when another leaves, so A's
     //    partitions wait for A; nothing may be lost or doubled either way.
-    assert!(
-        a.terminate(Duration::from_secs(60)).success(),
-        "{}",
-        a.log()
-    );
+    assert!(a.terminate(Duration::from_secs(60)).success(), "{}", a.log());
     thread::sleep(Duration::from_secs(4));
     // 4. A comes back.
     let a = node::Node::restart(a);
@@ -126,22 +108,11 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
     let last_produce = Instant::now();
 
     let read = || -> Vec<RowId> {
-        [&a, &b]
-            .iter()
-            .flat_map(|n| hot::rows(&n.dir.path().join("data"), "dns"))
-            .map(|r| r.0)
-            .collect()
+        [&a, &b].iter().flat_map(|n| hot::rows(&n.dir.path().join("data"), "dns")).map(|r| r.0).collect()
     };
     let deadline = Instant::now() + Duration::from_secs(240);
     while read().len() < expected.len() {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} rows; logs:\nA:\n{}\nB:\n{}",
-            read().len(),
-            expected.len(),
-            a.log(),
-            b.log()
-        );
+        assert!(Instant::now() < deadline, "{} of {} rows; logs:\nA:\n{}\nB:\n{}", read().len(), expected.len(), a.log(), b.log());
         thread::sleep(Duration::from_millis(100));
     }
     eprintln!(
@@ -158,19 +129,11 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
     // Which assignments A saw: after its restart, a partition whose group offset is above
     // its hot checkpoint came back after B moved it on (the broker decides whether).
     for line in a.log().lines().filter(|l| l.contains("partition assigned")) {
-        eprintln!(
-            "A: {}",
-            line.split_once("partition assigned")
-                .map_or(line, |(_, fields)| fields)
-                .trim()
-        );
+        eprintln!("A: {}", line.split_once("partition assigned").map_or(line, |(_, fields)| fields).trim());
     }
     sampling.store(false, Ordering::Release);
     let (samples, last, decreases) = sampler.join().unwrap();
     eprintln!("group offsets sampled {samples} times; last {last:?}");
     assert!(samples > 20, "the group's offsets could not be read");
-    assert!(
-        decreases.is_empty(),
-        "the group's committed offsets moved backwards: {decreases:?}"
-    );
+    assert!(decreases.is_empty(), "the group's committed offsets moved backwards: {decreases:?}");
 }

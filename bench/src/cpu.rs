@@ -8,12 +8,7 @@ pub fn process_cpu() -> Duration {
     // Fields after the command name (which may hold spaces) start after ") ".
     let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     let clock_ticks_per_s = 100; // USER_HZ on Linux
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / clock_ticks_per_s)
@@ -32,16 +27,10 @@ pub struct Measured {
 
 impl Phase {
     pub fn start() -> Phase {
-        Phase {
-            wall: Instant::now(),
-            cpu: process_cpu(),
-        }
+        Phase { wall: Instant::now(), cpu: process_cpu() }
     }
 
     pub fn stop(self) -> Measured {
-        Measured {
-            wall: self.wall.elapsed(),
-            cpu: process_cpu().saturating_sub(self.cpu),
-        }
+        Measured { wall: self.wall.elapsed(), cpu: process_cpu().saturating_sub(self.cpu) }
     }
 }

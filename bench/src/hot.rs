@@ -29,20 +29,13 @@ pub struct Source {
 
 impl Source {
     pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig {
-            brokers: self.brokers.clone(),
-            ..KafkaConfig::default()
-        }
+        KafkaConfig { brokers: self.brokers.clone(), ..KafkaConfig::default() }
     }
 
     /// Creates `bench-<name>-<pid>` with the configured partitions; its name.
     pub fn create_topic(&self, name: &str) -> anyhow::Result<String> {
         let topic = format!("bench-{name}-{}", std::process::id());
-        tokio::runtime::Runtime::new()?.block_on(tierlog_ingest::ensure_topic(
-            &self.kafka(),
-            &topic,
-            self.partitions,
-        ))?;
+        tokio::runtime::Runtime::new()?.block_on(tierlog_ingest::ensure_topic(&self.kafka(), &topic, self.partitions))?;
         Ok(topic)
     }
 }
@@ -55,12 +48,7 @@ pub fn publish(kafka: &KafkaConfig, topic: &str, payloads: &[Vec<u8>]) -> anyhow
     }
     let report = publisher.finish(Duration::from_secs(600))?;
     if report.num_messages != payloads.len() as u64 {
-        bail!(
-            "only {} of {} messages acknowledged: {:?}",
-            report.num_messages,
-            payloads.len(),
-            report.first_error
-        );
+        bail!("only {} of {} messages acknowledged: {:?}", report.num_messages, payloads.len(), report.first_error);
     }
     Ok(report.elapsed)
 }
@@ -76,35 +64,20 @@ pub struct HotNode {
 impl HotNode {
     /// Starts ingest of `streams` (TOML `[[streams]]` entries) from `brokers`.
     pub fn start(brokers: &str, group_id: &str, streams: &str) -> anyhow::Result<HotNode> {
-        let dir =
-            std::env::temp_dir().join(format!("tierlog-bench-{}-{group_id}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tierlog-bench-{}-{group_id}", std::process::id()));
         let text = format!(
             "[node]\nid = \"bench\"\ndata_dir = \"{}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group_id}\"\n{streams}",
             dir.display(),
         );
         let config = Config::parse(&text, "bench.toml", Path::new("/"), &|_| None)?;
         let catalog = HotCatalog::new();
-        let ingest = Ingest::start(
-            &config,
-            catalog.clone(),
-            Metrics::new(),
-            IngestOptions::default(),
-        )?;
-        Ok(HotNode {
-            config,
-            catalog,
-            ingest,
-            dir,
-        })
+        let ingest = Ingest::start(&config, catalog.clone(), Metrics::new(), IngestOptions::default())?;
+        Ok(HotNode { config, catalog, ingest, dir })
     }
 
     /// Documents of `stream` that queries can see now.
     pub fn searchable(&self, stream: &str) -> u64 {
-        self.catalog
-            .snapshot(stream)
-            .iter()
-            .map(|g| g.num_docs())
-            .sum()
+        self.catalog.snapshot(stream).iter().map(|g| g.num_docs()).sum()
     }
 
     /// Waits until `stream` holds `expected` documents; the wall and CPU time it took.

@@ -103,21 +103,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let deadline = acked + Duration::from_secs(600);
     while searchable() < before + burst.len() as u64 {
         if Instant::now() > deadline {
-            bail!(
-                "burst: {} of {} searchable after 600 s",
-                searchable() - before,
-                burst.len()
-            );
+            bail!("burst: {} of {} searchable after 600 s", searchable() - before, burst.len());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     let after_last = acked.elapsed();
     node.stop()?;
 
-    println!(
-        "{:<34} {:>10} {:>8} {:>10} {:>14}",
-        "Kafka -> …", "msgs/s", "MB/s", "CPU cores", "MB/s per core"
-    );
+    println!("{:<34} {:>10} {:>8} {:>10} {:>14}", "Kafka -> …", "msgs/s", "MB/s", "CPU cores", "MB/s per core");
     let line = |name: &str, m: &Measured| {
         let secs = m.wall.as_secs_f64();
         let cpu = m.cpu.as_secs_f64().max(1e-9);
@@ -136,8 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bare.wall.as_secs_f64() / tierlog.wall.as_secs_f64()
     );
     latencies.sort();
-    let pct =
-        |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
     println!(
         "produce -> searchable over {} messages: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms (commit_interval 1s)",
         latencies.len(),
@@ -157,12 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Reads every message of the topic with a plain rdkafka consumer, touching each payload.
-fn bare_consumer(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    expected: u64,
-) -> anyhow::Result<Measured> {
+fn bare_consumer(brokers: &str, topic: &str, partitions: i32, expected: u64) -> anyhow::Result<Measured> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("{topic}-bare"))
@@ -200,11 +187,7 @@ fn load(path: &Path, repeat: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut out = Vec::with_capacity(lines.len() * repeat);
     for r in 0..repeat {
         let year = format!("\"ts\":\"{}-", 2018 + r);
-        out.extend(
-            lines
-                .iter()
-                .map(|l| l.replacen("\"ts\":\"2018-", &year, 1).into_bytes()),
-        );
+        out.extend(lines.iter().map(|l| l.replacen("\"ts\":\"2018-", &year, 1).into_bytes()));
     }
     Ok(out)
 }

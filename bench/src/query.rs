@@ -40,27 +40,9 @@ pub struct Args {
 
 /// Source files and how to find level and component in their lines.
 const SOURCES: &[(&str, Layout)] = &[
-    (
-        "HDFS_2k.log",
-        Layout::Tokens {
-            level: 3,
-            component: 4,
-        },
-    ),
-    (
-        "Hadoop_2k.log",
-        Layout::Tokens {
-            level: 2,
-            component: 4,
-        },
-    ),
-    (
-        "Spark_2k.log",
-        Layout::Tokens {
-            level: 2,
-            component: 3,
-        },
-    ),
+    ("HDFS_2k.log", Layout::Tokens { level: 3, component: 4 }),
+    ("Hadoop_2k.log", Layout::Tokens { level: 2, component: 4 }),
+    ("Spark_2k.log", Layout::Tokens { level: 2, component: 3 }),
     ("Zookeeper_2k.log", Layout::Zookeeper),
 ];
 
@@ -77,20 +59,12 @@ impl Layout {
         match self {
             Layout::Tokens { level, component } => {
                 let tokens: Vec<&str> = line.split_whitespace().collect();
-                Some((
-                    tokens.get(level)?.to_string(),
-                    tokens.get(component)?.trim_end_matches(':').to_string(),
-                ))
+                Some((tokens.get(level)?.to_string(), tokens.get(component)?.trim_end_matches(':').to_string()))
             }
             Layout::Zookeeper => {
                 let head = line.split(" - ").nth(1)?;
                 let (level, place) = head.split_once(char::is_whitespace)?;
-                let class = place
-                    .trim()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .rsplit(':')
-                    .next()?;
+                let class = place.trim().trim_start_matches('[').trim_end_matches(']').rsplit(':').next()?;
                 Some((level.to_string(), class.split('@').next()?.to_string()))
             }
         }
@@ -112,14 +86,8 @@ fields = [
 
 /// The same SQL text runs on both engines (DuckDB's table has the same column names).
 const AGGREGATIONS: &[(&str, &str)] = &[
-    (
-        "count by level",
-        "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC, level",
-    ),
-    (
-        "top-10 components",
-        "SELECT component, count(*) AS n FROM logs GROUP BY component ORDER BY n DESC, component LIMIT 10",
-    ),
+    ("count by level", "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC, level"),
+    ("top-10 components", "SELECT component, count(*) AS n FROM logs GROUP BY component ORDER BY n DESC, component LIMIT 10"),
     (
         "per-minute histogram",
         "SELECT date_trunc('minute', _timestamp) AS minute, count(*) AS n FROM logs GROUP BY 1 ORDER BY 1",
@@ -147,8 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (lines, skipped) = source_lines(&source.datasets)?;
     let payloads = replay(&lines, args.repeat);
     let num_rows = payloads.len() as u64;
-    let file =
-        std::env::temp_dir().join(format!("tierlog-bench-query-{}.ndjson", std::process::id()));
+    let file = std::env::temp_dir().join(format!("tierlog-bench-query-{}.ndjson", std::process::id()));
     write_ndjson(&file, &payloads)?;
     println!(
         "dataset: loghub HDFS+Hadoop+Spark+Zookeeper ({} lines, {skipped} without level skipped) x{} = {num_rows} rows, \
@@ -163,10 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let node = HotNode::start(&source.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
     let ingested = node.wait_for("logs", num_rows, Phase::start())?;
     let generations = node.catalog.snapshot("logs");
-    let segments: usize = generations
-        .iter()
-        .map(|g| g.searcher().segment_readers().len())
-        .sum();
+    let segments: usize = generations.iter().map(|g| g.searcher().segment_readers().len()).sum();
     println!(
         "produced in {:.1} s, hot-searchable {:.1} s later: {} generation(s), {segments} tantivy segments",
         produced.as_secs_f64(),
@@ -176,12 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(generations);
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let engine = QueryEngine::new(
-        &node.config.streams,
-        &node.config.query,
-        &node.catalog,
-        &Metrics::new(),
-    )?;
+    let engine = QueryEngine::new(&node.config.streams, &node.config.query, &node.catalog, &Metrics::new())?;
     let sql = |statement: &str| -> anyhow::Result<(Duration, Vec<RecordBatch>)> {
         let started = Instant::now();
         let result = runtime
@@ -192,34 +151,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // One warm-up run (its rows returned), then `runs` timed runs, sorted.
     let timed = |statement: &str| -> anyhow::Result<(Vec<RecordBatch>, Vec<Duration>)> {
         let (_, rows) = sql(statement)?;
-        let mut times: Vec<Duration> = (0..args.runs)
-            .map(|_| sql(statement).map(|(t, _)| t))
-            .collect::<Result<_, _>>()?;
+        let mut times: Vec<Duration> = (0..args.runs).map(|_| sql(statement).map(|(t, _)| t)).collect::<Result<_, _>>()?;
         times.sort();
         Ok((rows, times))
     };
 
-    println!(
-        "\nmatch() over {num_rows} hot rows, {} queries x {} runs:",
-        MATCHES.len(),
-        args.runs
-    );
+    println!("\nmatch() over {num_rows} hot rows, {} queries x {} runs:", MATCHES.len(), args.runs);
     let mut samples = Vec::new();
     for statement in MATCHES {
         let (warm, times) = timed(statement)?;
-        println!(
-            "  {:>8.2} ms median, {:>5} rows  {statement}",
-            ms(median(&times)),
-            matched(&rows(&warm))
-        );
+        println!("  {:>8.2} ms median, {:>5} rows  {statement}", ms(median(&times)), matched(&rows(&warm)));
         samples.extend(times);
     }
     samples.sort();
-    println!(
-        "  all: p50 {:.2} ms, p99 {:.2} ms (target p50 <= 10 ms)",
-        ms(percentile(&samples, 0.5)),
-        ms(percentile(&samples, 0.99))
-    );
+    println!("  all: p50 {:.2} ms, p99 {:.2} ms (target p50 <= 10 ms)", ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99)));
 
     let duckdb = duckdb_baseline(&file, args.runs)?;
     println!(
@@ -229,30 +174,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         duckdb["load_s"].as_f64().unwrap_or_default(),
         duckdb["rows"]
     );
-    println!(
-        "  {:<22} {:>12} {:>12} {:>8}",
-        "", "tierlog ms", "DuckDB ms", "ratio"
-    );
+    println!("  {:<22} {:>12} {:>12} {:>8}", "", "tierlog ms", "DuckDB ms", "ratio");
     for (i, (name, statement)) in AGGREGATIONS.iter().enumerate() {
         let (ours, times) = timed(statement)?;
         let theirs = &duckdb["results"][i];
-        let mut their_times: Vec<f64> = theirs["seconds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_f64)
-            .collect();
+        let mut their_times: Vec<f64> = theirs["seconds"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
         their_times.sort_by(f64::total_cmp);
-        let their_median = their_times
-            .get(their_times.len() / 2)
-            .copied()
-            .unwrap_or(f64::NAN)
-            * 1e3;
+        let their_median = their_times.get(their_times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3;
         let ours_ms = ms(median(&times));
-        println!(
-            "  {name:<22} {ours_ms:>12.1} {their_median:>12.1} {:>7.2}x",
-            ours_ms / their_median
-        );
+        println!("  {name:<22} {ours_ms:>12.1} {their_median:>12.1} {:>7.2}x", ours_ms / their_median);
         check_same(name, &rows(&ours), &theirs["rows"])?;
     }
     println!("  (target: tierlog <= 1.5x DuckDB; answers checked equal)");
@@ -270,8 +200,7 @@ fn source_lines(datasets: &Path) -> anyhow::Result<(Vec<(String, String, String)
     let (mut out, mut skipped) = (Vec::new(), 0);
     for (name, layout) in SOURCES {
         let path = datasets.join("loghub").join(name);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             match layout.parse(line) {
                 Some((level, component)) => out.push((level, component, line.to_string())),
@@ -302,9 +231,7 @@ fn replay(lines: &[(String, String, String)], repeat: usize) -> Vec<Vec<u8>> {
 }
 
 fn write_ndjson(path: &Path, payloads: &[Vec<u8>]) -> anyhow::Result<()> {
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
     for p in payloads {
         file.write_all(p)?;
         file.write_all(b"\n")?;
@@ -333,11 +260,7 @@ fn duckdb_baseline(file: &Path, runs: usize) -> anyhow::Result<Value> {
         .spawn()
         .with_context(|| format!("starting {python}"))?;
     let request = json!({ "file": file, "runs": runs, "queries": AGGREGATIONS });
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(request.to_string().as_bytes())?;
+    child.stdin.take().expect("piped").write_all(request.to_string().as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!("the DuckDB baseline failed");
@@ -350,18 +273,10 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default();
     let mut out = Vec::new();
     for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("displayable"))
-            .collect();
+        let formatters: Vec<ArrayFormatter> =
+            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("displayable")).collect();
         for row in 0..batch.num_rows() {
-            out.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect(),
-            );
+            out.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
         }
     }
     out
@@ -379,21 +294,11 @@ fn matched(rows: &[Vec<String>]) -> usize {
 /// the histogram compares its counts in order.
 fn check_same(name: &str, ours: &[Vec<String>], theirs: &Value) -> anyhow::Result<()> {
     let theirs: Vec<Vec<String>> = serde_json::from_value(theirs.clone())?;
-    let key = |r: &[String]| {
-        if name.contains("histogram") {
-            String::new()
-        } else {
-            r[0].clone()
-        }
-    };
+    let key = |r: &[String]| if name.contains("histogram") { String::new() } else { r[0].clone() };
     let ours: Vec<(String, &str)> = ours.iter().map(|r| (key(r), r[1].as_str())).collect();
     let theirs: Vec<(String, &str)> = theirs.iter().map(|r| (key(r), r[1].as_str())).collect();
     if ours != theirs {
-        bail!(
-            "{name}: tierlog and DuckDB disagree\n tierlog: {:?}\n duckdb:  {:?}",
-            &ours[..ours.len().min(5)],
-            &theirs[..theirs.len().min(5)]
-        );
+        bail!("{name}: tierlog and DuckDB disagree\n tierlog: {:?}\n duckdb:  {:?}", &ours[..ours.len().min(5)], &theirs[..theirs.len().min(5)]);
     }
     Ok(())
 }

@@ -14,20 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{
-    DataType, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
-};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
-use tantivy::directory::{
-    Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, RamDirectory, WatchCallback,
-    WatchHandle, WritePtr,
-};
-use tantivy::schema::{
-    DateOptions, Field, FieldEntry, FieldType, JsonObjectOptions, NumericOptions, Schema,
-    TextOptions,
-};
+use tantivy::directory::{Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, RamDirectory, WatchCallback, WatchHandle, WritePtr};
+use tantivy::schema::{DateOptions, Field, FieldEntry, FieldType, JsonObjectOptions, NumericOptions, Schema, TextOptions};
 use tantivy::{DateTime, Index, IndexReader, ReloadPolicy, TantivyDocument};
 use tierlog_hot::StreamSchema;
 
@@ -56,10 +48,7 @@ fn bundle_schema(stream: &StreamSchema) -> Schema {
         };
         let entry = hot.get_field_entry(field);
         if entry.is_indexed() {
-            b.add_field(FieldEntry::new(
-                column.field.clone(),
-                index_only(entry.field_type()),
-            ));
+            b.add_field(FieldEntry::new(column.field.clone(), index_only(entry.field_type())));
         }
     }
     b.build()
@@ -68,11 +57,7 @@ fn bundle_schema(stream: &StreamSchema) -> Schema {
 fn index_only(ty: &FieldType) -> FieldType {
     let numeric = |o: &NumericOptions| {
         let out = NumericOptions::default().set_indexed();
-        if o.fieldnorms() {
-            out.set_fieldnorm()
-        } else {
-            out
-        }
+        if o.fieldnorms() { out.set_fieldnorm() } else { out }
     };
     match ty {
         FieldType::Str(o) => FieldType::Str(match o.get_indexing_options() {
@@ -83,21 +68,13 @@ fn index_only(ty: &FieldType) -> FieldType {
         FieldType::I64(o) => FieldType::I64(numeric(o)),
         FieldType::F64(o) => FieldType::F64(numeric(o)),
         FieldType::Bool(o) => FieldType::Bool(numeric(o)),
-        FieldType::Date(o) => FieldType::Date(
-            DateOptions::default()
-                .set_indexed()
-                .set_precision(o.get_precision()),
-        ),
+        FieldType::Date(o) => FieldType::Date(DateOptions::default().set_indexed().set_precision(o.get_precision())),
         FieldType::JsonObject(o) => {
             let mut out = JsonObjectOptions::default();
             if let Some(indexing) = o.get_text_indexing_options() {
                 out = out.set_indexing_options(indexing.clone());
             }
-            FieldType::JsonObject(if o.is_expand_dots_enabled() {
-                out.set_expand_dots_enabled()
-            } else {
-                out
-            })
+            FieldType::JsonObject(if o.is_expand_dots_enabled() { out.set_expand_dots_enabled() } else { out })
         }
         other => other.clone(),
     }
@@ -114,13 +91,7 @@ pub fn build_bundle(stream: &StreamSchema, rows: &RecordBatch) -> Result<Vec<u8>
         .map_err(err)?;
     let columns: Vec<(Field, &FieldType, &dyn Array)> = schema
         .fields()
-        .filter_map(|(field, entry)| {
-            Some((
-                field,
-                entry.field_type(),
-                rows.column_by_name(entry.name())?.as_ref(),
-            ))
-        })
+        .filter_map(|(field, entry)| Some((field, entry.field_type(), rows.column_by_name(entry.name())?.as_ref())))
         .collect();
     for row in 0..rows.num_rows() {
         let mut doc = TantivyDocument::new();
@@ -133,50 +104,30 @@ pub fn build_bundle(stream: &StreamSchema, rows: &RecordBatch) -> Result<Vec<u8>
     let segments = index.searchable_segment_metas().map_err(err)?;
     let docs: u32 = segments.iter().map(|s| s.num_docs()).sum();
     if segments.len() > 1 || docs as usize != rows.num_rows() {
-        return Err(format!(
-            "the bundle has {} segments and {docs} documents for {} rows",
-            segments.len(),
-            rows.num_rows()
-        ));
+        return Err(format!("the bundle has {} segments and {docs} documents for {} rows", segments.len(), rows.num_rows()));
     }
     pack(&index, rows.num_rows() as u64)
 }
 
 /// Adds the value of `array[row]` (nulls add nothing) as the hot indexer would.
-fn add_value(
-    doc: &mut TantivyDocument,
-    field: Field,
-    ty: &FieldType,
-    array: &dyn Array,
-    row: usize,
-) {
+fn add_value(doc: &mut TantivyDocument, field: Field, ty: &FieldType, array: &dyn Array, row: usize) {
     if array.is_null(row) {
         return;
     }
     match (array.data_type(), ty) {
         (DataType::Utf8, FieldType::JsonObject(_)) => {
-            if let Ok(serde_json::Value::Object(object)) =
-                serde_json::from_str(array.as_string::<i32>().value(row))
-            {
+            if let Ok(serde_json::Value::Object(object)) = serde_json::from_str(array.as_string::<i32>().value(row)) {
                 doc.add_field_value(field, &serde_json::Value::Object(object));
             }
         }
         (DataType::Utf8, _) => doc.add_text(field, array.as_string::<i32>().value(row)),
         (DataType::Int64, _) => doc.add_i64(field, array.as_primitive::<Int64Type>().value(row)),
-        (DataType::Int32, _) => doc.add_i64(
-            field,
-            i64::from(array.as_primitive::<Int32Type>().value(row)),
-        ),
-        (DataType::Float64, _) => {
-            doc.add_f64(field, array.as_primitive::<Float64Type>().value(row))
-        }
+        (DataType::Int32, _) => doc.add_i64(field, i64::from(array.as_primitive::<Int32Type>().value(row))),
+        (DataType::Float64, _) => doc.add_f64(field, array.as_primitive::<Float64Type>().value(row)),
         (DataType::Boolean, _) => doc.add_bool(field, array.as_boolean().value(row)),
-        (DataType::Timestamp(TimeUnit::Microsecond, _), _) => doc.add_date(
-            field,
-            DateTime::from_timestamp_micros(
-                array.as_primitive::<TimestampMicrosecondType>().value(row),
-            ),
-        ),
+        (DataType::Timestamp(TimeUnit::Microsecond, _), _) => {
+            doc.add_date(field, DateTime::from_timestamp_micros(array.as_primitive::<TimestampMicrosecondType>().value(row)))
+        }
         _ => {}
     }
 }
@@ -193,16 +144,11 @@ fn pack(index: &Index, rows: u64) -> Result<Vec<u8>, String> {
         if !directory.exists(&name).map_err(|e| e.to_string())? {
             continue;
         }
-        let bytes = directory
-            .atomic_read(&name)
-            .map_err(|e| format!("{}: {e}", name.display()))?;
+        let bytes = directory.atomic_read(&name).map_err(|e| format!("{}: {e}", name.display()))?;
         tracing::debug!(file = %name.display(), bytes = bytes.len(), "bundle file");
         let start = out.len() as u64;
         out.extend_from_slice(&bytes);
-        files.insert(
-            name.to_string_lossy().into_owned(),
-            (start, out.len() as u64),
-        );
+        files.insert(name.to_string_lossy().into_owned(), (start, out.len() as u64));
     }
     let footer = serde_json::to_vec(&Footer { rows, files }).map_err(|e| e.to_string())?;
     out.extend_from_slice(&footer);
@@ -232,41 +178,23 @@ impl Bundle {
         if len < TAIL || &bytes.as_slice()[len - 8..] != MAGIC {
             return Err("not a tierlog index bundle (no footer magic)".into());
         }
-        let footer_len = u64::from_le_bytes(
-            bytes.as_slice()[len - TAIL..len - 8]
-                .try_into()
-                .expect("8 bytes"),
-        ) as usize;
-        let footer_start = (len - TAIL)
-            .checked_sub(footer_len)
-            .ok_or("the bundle's footer length is larger than the bundle")?;
+        let footer_len = u64::from_le_bytes(bytes.as_slice()[len - TAIL..len - 8].try_into().expect("8 bytes")) as usize;
+        let footer_start = (len - TAIL).checked_sub(footer_len).ok_or("the bundle's footer length is larger than the bundle")?;
         let footer: Footer = serde_json::from_slice(&bytes.as_slice()[footer_start..len - TAIL])
             .map_err(|e| format!("the bundle's footer is unreadable: {e}"))?;
         let mut files = HashMap::new();
         for (name, (start, end)) in footer.files {
             let range: Range<usize> = start as usize..end as usize;
             if range.start > range.end || range.end > footer_start {
-                return Err(format!(
-                    "the bundle's footer puts {name} outside the bundle"
-                ));
+                return Err(format!("the bundle's footer puts {name} outside the bundle"));
             }
             files.insert(PathBuf::from(name), bytes.slice(range));
         }
-        let directory = BundleDirectory {
-            files: Arc::new(files),
-        };
-        let index =
-            Index::open(directory).map_err(|e| format!("the bundle's index does not open: {e}"))?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .map_err(|e: tantivy::TantivyError| e.to_string())?;
-        Ok(Bundle {
-            index,
-            reader,
-            rows: footer.rows,
-        })
+        let directory = BundleDirectory { files: Arc::new(files) };
+        let index = Index::open(directory).map_err(|e| format!("the bundle's index does not open: {e}"))?;
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e: tantivy::TantivyError| e.to_string())?;
+        Ok(Bundle { index, reader, rows: footer.rows })
     }
 
     pub fn rows(&self) -> u64 {
@@ -290,17 +218,12 @@ struct BundleDirectory {
 
 impl BundleDirectory {
     fn file(&self, path: &Path) -> Result<&OwnedBytes, OpenReadError> {
-        self.files
-            .get(path)
-            .ok_or_else(|| OpenReadError::FileDoesNotExist(path.to_path_buf()))
+        self.files.get(path).ok_or_else(|| OpenReadError::FileDoesNotExist(path.to_path_buf()))
     }
 }
 
 fn read_only() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::PermissionDenied,
-        "an index bundle is read-only",
-    )
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, "an index bundle is read-only")
 }
 
 impl Directory for BundleDirectory {
@@ -309,10 +232,7 @@ impl Directory for BundleDirectory {
     }
 
     fn delete(&self, path: &Path) -> Result<(), DeleteError> {
-        Err(DeleteError::IoError {
-            io_error: Arc::new(read_only()),
-            filepath: path.to_path_buf(),
-        })
+        Err(DeleteError::IoError { io_error: Arc::new(read_only()), filepath: path.to_path_buf() })
     }
 
     fn exists(&self, path: &Path) -> Result<bool, OpenReadError> {
@@ -320,10 +240,7 @@ impl Directory for BundleDirectory {
     }
 
     fn open_write(&self, path: &Path) -> Result<WritePtr, OpenWriteError> {
-        Err(OpenWriteError::IoError {
-            io_error: Arc::new(read_only()),
-            filepath: path.to_path_buf(),
-        })
+        Err(OpenWriteError::IoError { io_error: Arc::new(read_only()), filepath: path.to_path_buf() })
     }
 
     fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {

@@ -29,11 +29,7 @@ pub enum ColdError {
         source: deltalake::DeltaTableError,
     },
     #[error("stream '{stream}': segment {segment}: {reason}")]
-    Segment {
-        stream: String,
-        segment: String,
-        reason: String,
-    },
+    Segment { stream: String, segment: String, reason: String },
     #[error("cannot create {path}: {source}")]
     CreateDir {
         path: String,

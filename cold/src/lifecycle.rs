@@ -49,6 +49,7 @@ struct StreamCounters {
     rows: Arc<Counter>,
     parquet_bytes: Arc<Counter>,
     bundle_bytes: Arc<Counter>,
+    dropped: Arc<Counter>,
     failures: Arc<Counter>,
     version: Arc<Gauge>,
 }
@@ -57,24 +58,13 @@ impl StreamCounters {
     fn new(metrics: &Metrics, stream: &str) -> StreamCounters {
         let l = [("stream", stream)];
         StreamCounters {
-            segments: metrics.counter(
-                "tierlog_lifecycle_migrated_segments_total",
-                "Hot generations added to the cold table.",
-                &l,
-            ),
-            rows: metrics.counter(
-                "tierlog_lifecycle_migrated_rows_total",
-                "Rows added to the cold table.",
-                &l,
-            ),
-            parquet_bytes: metrics.counter(
-                "tierlog_lifecycle_migrated_parquet_bytes_total",
-                "Parquet bytes uploaded by migration.",
-                &l,
-            ),
-            bundle_bytes: metrics.counter(
-                "tierlog_lifecycle_migrated_bundle_bytes_total",
-                "Index bundle bytes uploaded by migration.",
+            segments: metrics.counter("tierlog_lifecycle_migrated_segments_total", "Hot generations added to the cold table.", &l),
+            rows: metrics.counter("tierlog_lifecycle_migrated_rows_total", "Rows added to the cold table.", &l),
+            parquet_bytes: metrics.counter("tierlog_lifecycle_migrated_parquet_bytes_total", "Parquet bytes uploaded by migration.", &l),
+            bundle_bytes: metrics.counter("tierlog_lifecycle_migrated_bundle_bytes_total", "Index bundle bytes uploaded by migration.", &l),
+            dropped: metrics.counter(
+                "tierlog_lifecycle_dropped_duplicate_rows_total",
+                "Rows left out of a migrated segment because live segments already held their offsets.",
                 &l,
             ),
             failures: metrics.counter(
@@ -82,42 +72,20 @@ impl StreamCounters {
                 "Lifecycle steps that failed (tried again with backoff).",
                 &[("stream", stream), ("step", "migrate")],
             ),
-            version: metrics.gauge(
-                "tierlog_cold_table_version",
-                "Version of the stream's cold Delta table.",
-                &l,
-            ),
+            version: metrics.gauge("tierlog_cold_table_version", "Version of the stream's cold Delta table.", &l),
         }
     }
 }
 
 impl Lifecycle {
-    pub fn new(
-        config: &Config,
-        store: ColdStore,
-        catalog: HotCatalog,
-        metrics: &Metrics,
-    ) -> Lifecycle {
-        let streams = config
-            .streams
-            .iter()
-            .map(|s| StreamLifecycle::new(s, metrics))
-            .collect();
-        Lifecycle {
-            store,
-            catalog,
-            streams,
-        }
+    pub fn new(config: &Config, store: ColdStore, catalog: HotCatalog, metrics: &Metrics) -> Lifecycle {
+        let streams = config.streams.iter().map(|s| StreamLifecycle::new(s, metrics)).collect();
+        Lifecycle { store, catalog, streams }
     }
 
     /// How often to look: often enough for the shortest `hot_for`, at most every 30 s.
     pub fn interval(&self) -> Duration {
-        let shortest = self
-            .streams
-            .iter()
-            .map(|s| s.hot_for)
-            .min()
-            .unwrap_or(Duration::from_secs(60));
+        let shortest = self.streams.iter().map(|s| s.hot_for).min().unwrap_or(Duration::from_secs(60));
         (shortest / 4).clamp(Duration::from_millis(250), Duration::from_secs(30))
     }
 
@@ -137,12 +105,8 @@ impl Lifecycle {
     pub async fn tick(&mut self) {
         let now = SystemTime::now();
         for stream in &mut self.streams {
-            let due: Vec<Arc<GenerationHandle>> = self
-                .catalog
-                .snapshot(&stream.name)
-                .into_iter()
-                .filter(|g| stream.is_due(g, now))
-                .collect();
+            let due: Vec<Arc<GenerationHandle>> =
+                self.catalog.snapshot(&stream.name).into_iter().filter(|g| stream.is_due(g, now)).collect();
             for generation in due {
                 stream.migrate(&self.store, &generation, now).await;
             }
@@ -165,16 +129,11 @@ impl StreamLifecycle {
 
     fn is_due(&self, generation: &GenerationHandle, now: SystemTime) -> bool {
         let meta = &generation.meta;
-        let Some(sealed_ms) = meta
-            .sealed_ms
-            .filter(|_| meta.state == GenerationState::Sealed)
-        else {
+        let Some(sealed_ms) = meta.sealed_ms.filter(|_| meta.state == GenerationState::Sealed) else {
             return false;
         };
         let sealed = UNIX_EPOCH + Duration::from_millis(sealed_ms.max(0) as u64);
-        sealed + self.hot_for <= now
-            && !self.migrated.contains(&meta.id)
-            && self.retry.get(&meta.id).is_none_or(|(at, _)| *at <= now)
+        sealed + self.hot_for <= now && !self.migrated.contains(&meta.id) && self.retry.get(&meta.id).is_none_or(|(at, _)| *at <= now)
     }
 
     async fn migrate(&mut self, store: &ColdStore, generation: &GenerationHandle, now: SystemTime) {
@@ -186,12 +145,7 @@ impl StreamLifecycle {
             }
             Err(e) => {
                 self.counters.failures.inc();
-                let wait = self
-                    .retry
-                    .get(&id)
-                    .map_or(Duration::from_secs(1), |(_, wait)| {
-                        (*wait * 2).min(MAX_BACKOFF)
-                    });
+                let wait = self.retry.get(&id).map_or(Duration::from_secs(1), |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
                 warn!(stream = %self.name, segment = %id, error = %e, retry_in_s = wait.as_secs_f64(), "migration failed; will try again");
                 self.retry.insert(id, (now + wait, wait));
                 // The next try opens the table afresh.
@@ -200,28 +154,23 @@ impl StreamLifecycle {
         }
     }
 
-    async fn try_migrate(
-        &mut self,
-        store: &ColdStore,
-        generation: &GenerationHandle,
-    ) -> Result<()> {
+    async fn try_migrate(&mut self, store: &ColdStore, generation: &GenerationHandle) -> Result<()> {
         let table = match &mut self.table {
             Some(table) => table,
-            empty => {
-                empty.insert(ColdTable::open(store, &self.name, &cold_schema(&self.schema)).await?)
-            }
+            empty => empty.insert(ColdTable::open(store, &self.name, &cold_schema(&self.schema)).await?),
         };
         let done = migrate_generation(store, table, &self.schema, &self.name, generation).await?;
         if let Some(version) = done.version {
             let c = &self.counters;
             c.segments.inc();
             c.rows.add(done.rows as u64);
+            c.dropped.add(done.dropped_duplicates as u64);
             c.parquet_bytes.add(done.parquet_bytes as u64);
             c.bundle_bytes.add(done.bundle_bytes as u64);
             c.version.set(version as f64);
             info!(
                 stream = %self.name, segment = %done.segment, rows = done.rows, parquet_bytes = done.parquet_bytes,
-                bundle_bytes = done.bundle_bytes, version, "migrated to cold"
+                bundle_bytes = done.bundle_bytes, dropped_duplicates = done.dropped_duplicates, version, "migrated to cold"
             );
         }
         Ok(())

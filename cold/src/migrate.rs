@@ -5,27 +5,23 @@
 //! nothing twice; the failpoints `after_parquet_upload`, `after_bundle_upload` and
 //! `after_commit` let tests crash between the steps.
 //!
-//! Not yet here: dropping rows an earlier segment already holds, and deleting the hot
-//! copy (the lifecycle manager's part).
+//! Not yet here: deleting the hot copy (the lifecycle manager's part).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::array::ArrayRef;
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use serde_json::json;
 use tierlog_core::failpoint;
-use tierlog_hot::{
-    ColumnKind, GenerationHandle, KIND_ROW, StreamSchema, TableColumn, docs_of_kind, read_segment,
-};
+use tierlog_hot::{ColumnKind, GenerationHandle, KIND_ROW, StreamSchema, TableColumn, docs_of_kind, read_segment};
 
 use crate::bundle::build_bundle;
 use crate::error::{ColdError, Result};
-use crate::segment::{sort_by_timestamp, write_parquet};
+use crate::offsets::OffsetRuns;
+use crate::segment::{ParquetFile, sort_by_timestamp, write_parquet};
 use crate::store::ColdStore;
-use crate::table::{ColdTable, Committed, NewSegment};
+use crate::table::{Backoff, COMMIT_ATTEMPTS, ColdTable, Committed, NewSegment};
 
 /// Version of the cold file layout written here, in the `tierlog.schema` tag.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,13 +32,7 @@ const READ_CHUNK: usize = 32 * 1024;
 /// The columns of a stream's cold table: its row table's stored columns, with plain
 /// strings where the hot reader gives views (readers outside tierlog expect `string`).
 pub fn cold_schema(schema: &StreamSchema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .row_columns()
-            .iter()
-            .map(|c| Field::new(&c.name, cold_type(c.kind), true))
-            .collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(schema.row_columns().iter().map(|c| Field::new(&c.name, cold_type(c.kind), true)).collect::<Vec<_>>()))
 }
 
 fn cold_type(kind: ColumnKind) -> DataType {
@@ -57,6 +47,8 @@ fn cold_type(kind: ColumnKind) -> DataType {
 pub struct Migrated {
     pub segment: String,
     pub rows: usize,
+    /// Rows left out because live segments already held their offsets.
+    pub dropped_duplicates: usize,
     pub parquet_bytes: usize,
     pub bundle_bytes: usize,
     /// The table version that added it, or `None` when the table already held it.
@@ -64,6 +56,11 @@ pub struct Migrated {
 }
 
 /// Migrates `generation` of `stream` (sealed: nothing writes to it) into `table`.
+///
+/// Rows whose offsets live segments already hold are dropped (two nodes can index the
+/// same offsets after a crash between an index commit and a group commit). That is
+/// decided on the snapshot the commit builds on, so a commit that loses the race
+/// re-reads the table and decides again.
 pub async fn migrate_generation(
     store: &ColdStore,
     table: &mut ColdTable,
@@ -72,98 +69,79 @@ pub async fn migrate_generation(
     generation: &GenerationHandle,
 ) -> Result<Migrated> {
     let id = generation.meta.id.to_string();
-    let failed = |reason: String| ColdError::Segment {
-        stream: stream_name.to_string(),
-        segment: id.clone(),
-        reason,
-    };
-    table.refresh().await?;
-    if table.has_segment(&id)? {
-        return Ok(Migrated {
-            segment: id,
-            rows: 0,
-            parquet_bytes: 0,
-            bundle_bytes: 0,
-            version: None,
-        });
-    }
-    // Reading, sorting, encoding and indexing are CPU work: off the runtime's threads.
-    let (file, bundle, ranges) = {
-        let (stream, generation) = (stream.clone(), generation.clone());
-        tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
-            let columns = stream.row_columns();
-            let schema = cold_schema(&stream);
-            let sorted = sort_by_timestamp(&schema, &read_rows(&generation, &columns, &schema)?)?;
-            let keywords: Vec<&str> = columns
-                .iter()
-                .filter(|c| c.kind == ColumnKind::Keyword)
-                .map(|c| c.name.as_str())
-                .collect();
-            Ok((
-                write_parquet(&sorted, &keywords)?,
-                build_bundle(&stream, &sorted)?,
-                offset_ranges(&sorted),
-            ))
-        })
-        .await
-        .map_err(|e| failed(format!("the segment writer failed: {e}")))?
-        .map_err(&failed)?
-    };
+    let failed = |reason: String| ColdError::Segment { stream: stream_name.to_string(), segment: id.clone(), reason };
     let info = generation.info();
-    let path = format!(
-        "{}/{id}.parquet",
-        date_hour(
-            info.time_range_us
-                .map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)
-        )
-    );
+    let path = format!("{}/{id}.parquet", date_hour(info.time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)));
     let index_key = store.key(&format!("index/{stream_name}/{id}.index"));
-    let (parquet_bytes, bundle_bytes) = (file.bytes.len(), bundle.len());
-    store
-        .put(
-            &store.key(&format!("tables/{stream_name}/{path}")),
-            file.bytes,
-        )
-        .await?;
-    failpoint::hit("after_parquet_upload");
-    store.put(&index_key, bundle).await?;
-    failpoint::hit("after_bundle_upload");
-    let segment = NewSegment {
-        id: id.clone(),
-        path,
-        size: parquet_bytes as i64,
-        index_key: index_key.to_string(),
-        stats: file.stats,
-        next_offsets: info.checkpoint,
-        offset_ranges: ranges.to_string(),
-        schema_version: SCHEMA_VERSION,
-    };
-    let version = match table.commit_segment(&segment).await? {
-        Committed::Added(v) => Some(v),
-        Committed::AlreadyThere => None,
-        Committed::LostRace => {
-            return Err(failed(
-                "other commits kept winning the race; the lifecycle manager tries again later"
-                    .into(),
-            ));
+    let mut backoff = Backoff::new();
+    loop {
+        table.refresh().await?;
+        if table.has_segment(&id)? {
+            return Ok(Migrated { segment: id, rows: 0, dropped_duplicates: 0, parquet_bytes: 0, bundle_bytes: 0, version: None });
         }
-    };
-    failpoint::hit("after_commit");
-    Ok(Migrated {
-        segment: id,
-        rows: file.num_rows,
-        parquet_bytes,
-        bundle_bytes,
-        version,
+        let held = table.held_offsets()?;
+        // Reading, sorting, encoding and indexing are CPU work: off the runtime's threads.
+        let written = {
+            let (stream, generation) = (stream.clone(), generation.clone());
+            tokio::task::spawn_blocking(move || write_segment(&stream, &generation, &held))
+                .await
+                .map_err(|e| failed(format!("the segment writer failed: {e}")))?
+                .map_err(&failed)?
+        };
+        let (parquet_bytes, bundle_bytes) = (written.file.bytes.len(), written.bundle.len());
+        store.put(&store.key(&format!("tables/{stream_name}/{path}")), written.file.bytes).await?;
+        failpoint::hit("after_parquet_upload");
+        store.put(&index_key, written.bundle).await?;
+        failpoint::hit("after_bundle_upload");
+        let segment = NewSegment {
+            id: id.clone(),
+            path: path.clone(),
+            size: parquet_bytes as i64,
+            index_key: index_key.to_string(),
+            stats: written.file.stats,
+            next_offsets: info.checkpoint.clone(),
+            offset_ranges: written.offsets.to_tag(),
+            schema_version: SCHEMA_VERSION,
+        };
+        let version = match table.try_commit_segment(&segment).await? {
+            Committed::Added(v) => Some(v),
+            Committed::AlreadyThere => None,
+            Committed::LostRace if backoff.attempts < COMMIT_ATTEMPTS => {
+                backoff.wait(stream_name, &id).await;
+                continue;
+            }
+            Committed::LostRace => return Err(failed("other commits kept winning the race; the lifecycle manager tries again later".into())),
+        };
+        failpoint::hit("after_commit");
+        let rows = written.file.num_rows;
+        return Ok(Migrated { segment: id, rows, dropped_duplicates: written.dropped, parquet_bytes, bundle_bytes, version });
+    }
+}
+
+/// A segment's files, written from a generation's rows minus those `held` elsewhere.
+struct Written {
+    file: ParquetFile,
+    bundle: Vec<u8>,
+    offsets: OffsetRuns,
+    dropped: usize,
+}
+
+fn write_segment(stream: &StreamSchema, generation: &GenerationHandle, held: &OffsetRuns) -> std::result::Result<Written, String> {
+    let columns = stream.row_columns();
+    let schema = cold_schema(stream);
+    let sorted = sort_by_timestamp(&schema, &read_rows(generation, &columns, &schema)?)?;
+    let rows = filter_record_batch(&sorted, &held.unheld(&sorted)).map_err(|e| e.to_string())?;
+    let keywords: Vec<&str> = columns.iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name.as_str()).collect();
+    Ok(Written {
+        file: write_parquet(&rows, &keywords)?,
+        bundle: build_bundle(stream, &rows)?,
+        offsets: OffsetRuns::of_rows(&rows),
+        dropped: sorted.num_rows() - rows.num_rows(),
     })
 }
 
 /// Every committed row of the generation, in the cold schema.
-fn read_rows(
-    generation: &GenerationHandle,
-    columns: &[TableColumn],
-    schema: &SchemaRef,
-) -> std::result::Result<Vec<RecordBatch>, String> {
+fn read_rows(generation: &GenerationHandle, columns: &[TableColumn], schema: &SchemaRef) -> std::result::Result<Vec<RecordBatch>, String> {
     let searcher = generation.searcher();
     let mut out = Vec::new();
     for segment in searcher.segment_readers() {
@@ -186,44 +164,6 @@ fn read_rows(
 /// `date=YYYY-MM-DD/hour=HH` of a time in µs (the generation's oldest row, or its
 /// creation when it has none).
 fn date_hour(us: i64) -> String {
-    arrow::temporal_conversions::timestamp_us_to_datetime(us).map_or_else(
-        || "date=1970-01-01/hour=00".to_string(),
-        |t| t.format("date=%Y-%m-%d/hour=%H").to_string(),
-    )
-}
-
-/// `{"topic": {"partition": [first, last]}}` of the rows' offsets.
-fn offset_ranges(batch: &RecordBatch) -> serde_json::Value {
-    let mut ranges: BTreeMap<String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
-    if let (Some(topics), Some(partitions), Some(offsets)) = (
-        batch.column_by_name("_topic"),
-        batch.column_by_name("_partition"),
-        batch.column_by_name("_offset"),
-    ) {
-        let (topics, partitions, offsets) = (
-            topics.as_string::<i32>(),
-            partitions.as_primitive::<Int32Type>(),
-            offsets.as_primitive::<Int64Type>(),
-        );
-        for row in 0..batch.num_rows() {
-            let slot = ranges
-                .entry(topics.value(row).to_string())
-                .or_default()
-                .entry(partitions.value(row))
-                .or_insert((i64::MAX, i64::MIN));
-            let offset = offsets.value(row);
-            *slot = (slot.0.min(offset), slot.1.max(offset));
-        }
-    }
-    let partitions = |ps: BTreeMap<i32, (i64, i64)>| -> serde_json::Value {
-        ps.into_iter()
-            .map(|(p, (lo, hi))| (p.to_string(), json!([lo, hi])))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
-    ranges
-        .into_iter()
-        .map(|(topic, ps)| (topic, partitions(ps)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+    arrow::temporal_conversions::timestamp_us_to_datetime(us)
+        .map_or_else(|| "date=1970-01-01/hour=00".to_string(), |t| t.format("date=%Y-%m-%d/hour=%H").to_string())
 }

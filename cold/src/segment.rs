@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
-use arrow::datatypes::{
-    DataType, Float64Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
-};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -35,14 +33,9 @@ pub struct ParquetFile {
 
 /// `batches` (of `schema`) as one batch sorted by `_timestamp`: the order of a
 /// segment's Parquet rows and of its bundle's documents.
-pub fn sort_by_timestamp(
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<RecordBatch, String> {
+pub fn sort_by_timestamp(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch, String> {
     let all = concat_batches(schema, batches).map_err(|e| e.to_string())?;
-    let position = schema
-        .index_of(TIMESTAMP)
-        .map_err(|_| format!("the rows have no {TIMESTAMP} column"))?;
+    let position = schema.index_of(TIMESTAMP).map_err(|_| format!("the rows have no {TIMESTAMP} column"))?;
     let order = sort_to_indices(all.column(position), None, None).map_err(|e| e.to_string())?;
     take_record_batch(&all, &order).map_err(|e| e.to_string())
 }
@@ -51,39 +44,23 @@ pub fn sort_by_timestamp(
 /// columns that get bloom filters.
 pub fn write_parquet(sorted: &RecordBatch, keywords: &[&str]) -> Result<ParquetFile, String> {
     let schema = sorted.schema();
-    let position = schema
-        .index_of(TIMESTAMP)
-        .map_err(|_| format!("the rows have no {TIMESTAMP} column"))?;
+    let position = schema.index_of(TIMESTAMP).map_err(|_| format!("the rows have no {TIMESTAMP} column"))?;
 
     let mut properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| e.to_string())?))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: position as i32,
-            descending: false,
-            nulls_first: false,
-        }]));
+        .set_sorting_columns(Some(vec![SortingColumn { column_idx: position as i32, descending: false, nulls_first: false }]));
     for keyword in keywords {
         let path = ColumnPath::from(*keyword);
-        properties = properties
-            .set_column_bloom_filter_enabled(path.clone(), true)
-            .set_column_bloom_filter_max_ndv(path, 10_000);
+        properties = properties.set_column_bloom_filter_enabled(path.clone(), true).set_column_bloom_filter_max_ndv(path, 10_000);
     }
     let mut bytes = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), Some(properties.build()))
-            .map_err(|e| e.to_string())?;
+    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), Some(properties.build())).map_err(|e| e.to_string())?;
     writer.write(sorted).map_err(|e| e.to_string())?;
     writer.close().map_err(|e| e.to_string())?;
-    Ok(ParquetFile {
-        bytes,
-        num_rows: sorted.num_rows(),
-        stats: delta_stats(sorted).to_string(),
-    })
+    Ok(ParquetFile { bytes, num_rows: sorted.num_rows(), stats: delta_stats(sorted).to_string() })
 }
 
 /// Delta statistics of `batch`: counts for every column, min/max for numbers and times.
@@ -92,26 +69,19 @@ fn delta_stats(batch: &RecordBatch) -> Value {
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         nulls.insert(field.name().clone(), json!(column.null_count()));
         let range: Option<(Value, Value)> = match field.data_type() {
-            DataType::Int32 => {
-                range(column.as_primitive::<Int32Type>()).map(|(a, b)| (json!(a), json!(b)))
-            }
-            DataType::Int64 => {
-                range(column.as_primitive::<Int64Type>()).map(|(a, b)| (json!(a), json!(b)))
-            }
+            DataType::Int32 => range(column.as_primitive::<Int32Type>()).map(|(a, b)| (json!(a), json!(b))),
+            DataType::Int64 => range(column.as_primitive::<Int64Type>()).map(|(a, b)| (json!(a), json!(b))),
             DataType::Float64 => {
                 let values = column.as_primitive::<Float64Type>();
                 match (arrow::compute::min(values), arrow::compute::max(values)) {
-                    (Some(a), Some(b)) if a.is_finite() && b.is_finite() => {
-                        Some((json!(a), json!(b)))
-                    }
+                    (Some(a), Some(b)) if a.is_finite() && b.is_finite() => Some((json!(a), json!(b))),
                     _ => None,
                 }
             }
             // Milliseconds, rounded down: the kernel allows for the lost microseconds when
             // it compares with a max (BUILD.md §4b).
             DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                range(column.as_primitive::<TimestampMicrosecondType>())
-                    .map(|(a, b)| (json!(iso_ms(a)), json!(iso_ms(b))))
+                range(column.as_primitive::<TimestampMicrosecondType>()).map(|(a, b)| (json!(iso_ms(a)), json!(iso_ms(b))))
             }
             _ => None,
         };
@@ -123,9 +93,7 @@ fn delta_stats(batch: &RecordBatch) -> Value {
     json!({ "numRecords": batch.num_rows(), "minValues": min, "maxValues": max, "nullCount": nulls })
 }
 
-fn range<T: arrow::datatypes::ArrowPrimitiveType>(
-    values: &arrow::array::PrimitiveArray<T>,
-) -> Option<(T::Native, T::Native)>
+fn range<T: arrow::datatypes::ArrowPrimitiveType>(values: &arrow::array::PrimitiveArray<T>) -> Option<(T::Native, T::Native)>
 where
     T::Native: arrow::datatypes::ArrowNativeTypeOp,
 {
@@ -135,9 +103,8 @@ where
 /// `2018-03-24T17:30:00.123Z`, the time rounded down to the millisecond.
 fn iso_ms(us: i64) -> String {
     let ms = us.div_euclid(1000) * 1000;
-    arrow::temporal_conversions::timestamp_us_to_datetime(ms).map_or_else(String::new, |t| {
-        format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S%.3f"))
-    })
+    arrow::temporal_conversions::timestamp_us_to_datetime(ms)
+        .map_or_else(String::new, |t| format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S%.3f")))
 }
 
 #[cfg(test)]
@@ -151,54 +118,34 @@ mod tests {
     #[test]
     fn rows_are_sorted_compressed_and_described() {
         let schema = Arc::new(Schema::new(vec![
-            Field::new(
-                TIMESTAMP,
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                false,
-            ),
+            Field::new(TIMESTAMP, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
             Field::new("_offset", DataType::Int64, false),
             Field::new("level", DataType::Utf8, true),
         ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![3_000_999, 1_000_500, 2_000_000])
-                        .with_timezone("UTC"),
-                ),
+                Arc::new(TimestampMicrosecondArray::from(vec![3_000_999, 1_000_500, 2_000_000]).with_timezone("UTC")),
                 Arc::new(Int64Array::from(vec![0, 1, 2])),
                 Arc::new(StringArray::from(vec![Some("WARN"), None, Some("INFO")])),
             ],
         )
         .unwrap();
-        let file =
-            write_parquet(&sort_by_timestamp(&schema, &[batch]).unwrap(), &["level"]).unwrap();
+        let file = write_parquet(&sort_by_timestamp(&schema, &[batch]).unwrap(), &["level"]).unwrap();
         assert_eq!(file.num_rows, 3);
         let stats: Value = serde_json::from_str(&file.stats).unwrap();
         assert_eq!(stats["numRecords"], 3);
         assert_eq!(stats["minValues"][TIMESTAMP], "1970-01-01T00:00:01.000Z");
         assert_eq!(stats["maxValues"][TIMESTAMP], "1970-01-01T00:00:03.000Z");
         assert_eq!(stats["nullCount"]["level"], 1);
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.bytes)).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.bytes)).unwrap();
         let metadata = reader.metadata().clone();
         let column = metadata.row_group(0).column(0);
         assert!(matches!(column.compression(), Compression::ZSTD(_)));
-        assert!(
-            metadata
-                .row_group(0)
-                .column(2)
-                .bloom_filter_offset()
-                .is_some(),
-            "keywords have bloom filters"
-        );
+        assert!(metadata.row_group(0).column(2).bloom_filter_offset().is_some(), "keywords have bloom filters");
         assert!(metadata.row_group(0).sorting_columns().is_some());
         let rows: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
-        let offsets: Vec<i64> = rows[0]
-            .column(1)
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec();
+        let offsets: Vec<i64> = rows[0].column(1).as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(offsets, [1, 2, 0], "sorted by time");
     }
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use tierlog_core::config::{ColdConfig, ColdLocation};
 
@@ -33,20 +33,14 @@ impl ColdStore {
     /// root folder for `file://`.
     pub fn open(config: &ColdConfig) -> Result<ColdStore> {
         let url = config.url.to_string();
-        let open_err = |source| ColdError::Open {
-            url: url.clone(),
-            source,
-        };
+        let open_err = |source| ColdError::Open { url: url.clone(), source };
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match &config.url {
             ColdLocation::Local { root } => {
                 std::fs::create_dir_all(root).map_err(|source| ColdError::CreateDir {
                     path: root.display().to_string(),
                     source,
                 })?;
-                (
-                    Arc::new(LocalFileSystem::new_with_prefix(root).map_err(open_err)?),
-                    Path::default(),
-                )
+                (Arc::new(LocalFileSystem::new_with_prefix(root).map_err(open_err)?), Path::default())
             }
             ColdLocation::S3 { bucket, prefix } => {
                 let mut builder = AmazonS3Builder::new()
@@ -66,9 +60,7 @@ impl ColdStore {
                     );
                 if let Some(endpoint) = &config.endpoint {
                     // S3-compatible servers serve buckets by path, not by host name.
-                    builder = builder
-                        .with_endpoint(endpoint)
-                        .with_virtual_hosted_style_request(false);
+                    builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
                 }
                 if let Some(key) = &config.access_key_id {
                     builder = builder.with_access_key_id(key.expose());
@@ -79,44 +71,25 @@ impl ColdStore {
                 if let Some(token) = &config.session_token {
                     builder = builder.with_token(token.expose());
                 }
-                (
-                    Arc::new(builder.build().map_err(open_err)?),
-                    Path::from(prefix.as_str()),
-                )
+                (Arc::new(builder.build().map_err(open_err)?), Path::from(prefix.as_str()))
             }
         };
-        Ok(ColdStore {
-            store,
-            prefix,
-            url,
-            location: config.url.clone(),
-        })
+        Ok(ColdStore { store, prefix, url, location: config.url.clone() })
     }
 
     /// The URL of `key` (a folder under the prefix) for deltalake, and for S3 the
     /// bucket-level store it must write through (ours: our retries, endpoint and keys).
-    pub(crate) fn location_of(
-        &self,
-        key: &str,
-    ) -> Result<(url::Url, Option<Arc<dyn ObjectStore>>)> {
-        let bad = |e: &dyn std::fmt::Display| ColdError::Location {
-            url: self.url.clone(),
-            reason: e.to_string(),
-        };
+    pub(crate) fn location_of(&self, key: &str) -> Result<(url::Url, Option<Arc<dyn ObjectStore>>)> {
+        let bad = |e: &dyn std::fmt::Display| ColdError::Location { url: self.url.clone(), reason: e.to_string() };
         match &self.location {
             ColdLocation::Local { root } => {
                 let folder = std::path::absolute(root.join(key)).map_err(|e| bad(&e))?;
-                std::fs::create_dir_all(&folder).map_err(|source| ColdError::CreateDir {
-                    path: folder.display().to_string(),
-                    source,
-                })?;
-                let url = url::Url::from_directory_path(&folder)
-                    .map_err(|()| bad(&"not an absolute path"))?;
+                std::fs::create_dir_all(&folder).map_err(|source| ColdError::CreateDir { path: folder.display().to_string(), source })?;
+                let url = url::Url::from_directory_path(&folder).map_err(|()| bad(&"not an absolute path"))?;
                 Ok((url, None))
             }
             ColdLocation::S3 { bucket, .. } => {
-                let url = url::Url::parse(&format!("s3://{bucket}/{}/", self.key(key)))
-                    .map_err(|e| bad(&e))?;
+                let url = url::Url::parse(&format!("s3://{bucket}/{}/", self.key(key))).map_err(|e| bad(&e))?;
                 Ok((url, Some(Arc::clone(&self.store))))
             }
         }
@@ -125,8 +98,7 @@ impl ColdStore {
     /// Reads the whole object at `key`.
     pub async fn read(&self, key: &Path) -> Result<Vec<u8>> {
         let got = self.object_op("get", key, self.store.get(key).await)?;
-        self.object_op("read", key, got.bytes().await)
-            .map(|b| b.to_vec())
+        self.object_op("read", key, got.bytes().await).map(|b| b.to_vec())
     }
 
     /// Writes `bytes` at `key` (under the prefix). Above [`MULTIPART_ABOVE`] the object
@@ -134,32 +106,15 @@ impl ColdStore {
     /// alone. A multipart upload that fails is aborted, so no parts stay behind.
     pub async fn put(&self, key: &Path, bytes: Vec<u8>) -> Result<()> {
         if bytes.len() <= MULTIPART_ABOVE {
-            return self
-                .object_op(
-                    "put",
-                    key,
-                    self.store.put(key, PutPayload::from(bytes)).await,
-                )
-                .map(|_| ());
+            return self.object_op("put", key, self.store.put(key, PutPayload::from(bytes)).await).map(|_| ());
         }
-        let mut upload = self.object_op(
-            "start multipart upload of",
-            key,
-            self.store.put_multipart(key).await,
-        )?;
+        let mut upload = self.object_op("start multipart upload of", key, self.store.put_multipart(key).await)?;
         let bytes = bytes::Bytes::from(bytes);
         let parts: Vec<_> = (0..bytes.len())
             .step_by(PART_SIZE)
-            .map(|start| {
-                upload.put_part(PutPayload::from(
-                    bytes.slice(start..bytes.len().min(start + PART_SIZE)),
-                ))
-            })
+            .map(|start| upload.put_part(PutPayload::from(bytes.slice(start..bytes.len().min(start + PART_SIZE)))))
             .collect();
-        let uploaded = futures::stream::iter(parts)
-            .buffer_unordered(PARTS_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await;
+        let uploaded = futures::stream::iter(parts).buffer_unordered(PARTS_IN_FLIGHT).try_collect::<Vec<()>>().await;
         let done = match uploaded {
             Ok(_) => upload.complete().await.map(|_| ()),
             Err(e) => Err(e),
@@ -170,6 +125,7 @@ impl ColdStore {
         }
         self.object_op("multipart upload", key, done)
     }
+
 
     /// The configured location, e.g. `s3://logs/tierlog`.
     pub fn url(&self) -> &str {
@@ -187,40 +143,21 @@ impl ColdStore {
         let check = async {
             let key = self.key(&format!("_probe/{node_id}"));
             let body = format!("tierlog probe from {node_id}");
-            self.object_op(
-                "put",
-                &key,
-                self.store
-                    .put(&key, PutPayload::from(body.clone().into_bytes()))
-                    .await,
-            )?;
+            self.object_op("put", &key, self.store.put(&key, PutPayload::from(body.clone().into_bytes())).await)?;
             let got = self.object_op("get", &key, self.store.get(&key).await)?;
             let bytes = self.object_op("read", &key, got.bytes().await)?;
             if bytes.as_ref() != body.as_bytes() {
-                return Err(ColdError::Corrupt {
-                    url: self.url.clone(),
-                    key: key.to_string(),
-                });
+                return Err(ColdError::Corrupt { url: self.url.clone(), key: key.to_string() });
             }
             self.object_op("delete", &key, self.store.delete(&key).await)?;
             Ok(())
         };
         tokio::time::timeout(timeout, check)
             .await
-            .unwrap_or_else(|_| {
-                Err(ColdError::Timeout {
-                    url: self.url.clone(),
-                    seconds: timeout.as_secs(),
-                })
-            })
+            .unwrap_or_else(|_| Err(ColdError::Timeout { url: self.url.clone(), seconds: timeout.as_secs() }))
     }
 
     fn object_op<T>(&self, op: &'static str, key: &Path, r: object_store::Result<T>) -> Result<T> {
-        r.map_err(|source| ColdError::Object {
-            url: self.url.clone(),
-            op,
-            key: key.to_string(),
-            source,
-        })
+        r.map_err(|source| ColdError::Object { url: self.url.clone(), op, key: key.to_string(), source })
     }
 }

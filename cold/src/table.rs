@@ -15,9 +15,7 @@ use arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
-use deltalake::logstore::{
-    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
-};
+use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -25,6 +23,7 @@ use tierlog_core::checkpoint::Checkpoint;
 use url::Url;
 
 use crate::error::{ColdError, Result};
+use crate::offsets::OffsetRuns;
 use crate::store::ColdStore;
 
 /// Tags of a segment's add action.
@@ -54,12 +53,7 @@ impl LogStoreFactory for DefaultLogStores {
         location: &Url,
         options: &StorageConfig,
     ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(
-            prefixed_store,
-            root_store,
-            location,
-            options,
-        ))
+        Ok(default_logstore(prefixed_store, root_store, location, options))
     }
 }
 
@@ -77,7 +71,7 @@ pub struct NewSegment {
     pub stats: String,
     /// Per partition, the next offset after the segment's rows.
     pub next_offsets: Checkpoint,
-    /// Per partition, `[first, last]` offsets of its rows, as the `tierlog.offsets` tag.
+    /// The offsets of its rows, as the `tierlog.offsets` tag (see `offsets.rs`).
     pub offset_ranges: String,
     pub schema_version: u32,
 }
@@ -101,10 +95,7 @@ pub struct ColdTable {
 
 impl std::fmt::Debug for ColdTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ColdTable")
-            .field("stream", &self.stream)
-            .field("version", &self.table.version())
-            .finish()
+        f.debug_struct("ColdTable").field("stream", &self.stream).field("version", &self.table.version()).finish()
     }
 }
 
@@ -114,11 +105,7 @@ impl ColdTable {
     pub async fn open(store: &ColdStore, stream: &str, schema: &ArrowSchema) -> Result<ColdTable> {
         register_log_stores();
         let (url, backend) = store.location_of(&format!("tables/{stream}"))?;
-        let err = |source| ColdError::Table {
-            stream: stream.to_string(),
-            table: url.to_string(),
-            source,
-        };
+        let err = |source| ColdError::Table { stream: stream.to_string(), table: url.to_string(), source };
         let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(err)?;
         if let Some(backend) = backend {
             builder = builder.with_storage_backend(backend, url.clone());
@@ -127,8 +114,7 @@ impl ColdTable {
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
-                let columns = StructType::try_from_arrow(schema)
-                    .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+                let columns = StructType::try_from_arrow(schema).map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
                 let created = CreateBuilder::new()
                     .with_log_store(table.log_store())
                     .with_table_name(stream)
@@ -144,10 +130,7 @@ impl ColdTable {
             }
             Err(e) => return Err(err(e)),
         }
-        Ok(ColdTable {
-            stream: stream.to_string(),
-            table,
-        })
+        Ok(ColdTable { stream: stream.to_string(), table })
     }
 
     /// The version of the snapshot this handle holds.
@@ -169,29 +152,37 @@ impl ColdTable {
     /// table holds, as its `txn` action says.
     pub async fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
-        snapshot
-            .transaction_version(&*self.table.log_store(), self.app_id(topic, partition))
-            .await
-            .map_err(|e| self.error(e))
+        snapshot.transaction_version(&*self.table.log_store(), self.app_id(topic, partition)).await.map_err(|e| self.error(e))
     }
 
     /// Paths of the live Parquet files, relative to the table root.
     pub fn files(&self) -> Result<Vec<String>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
-        Ok(snapshot
-            .log_data()
-            .iter()
-            .map(|f| f.path().to_string())
-            .collect())
+        Ok(snapshot.log_data().iter().map(|f| f.path().to_string()).collect())
+    }
+
+    /// The offsets the live segments hold, from their `tierlog.offsets` tags.
+    pub fn held_offsets(&self) -> Result<OffsetRuns> {
+        let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
+        let mut held = OffsetRuns::default();
+        for file in snapshot.log_data().iter() {
+            // The file view has no accessor for tags but this one (deprecated in favour
+            // of reading the Arrow arrays, whose layout is deltalake's internal business).
+            #[allow(deprecated)]
+            let add = file.add_action();
+            let tag = add.tags.as_ref().and_then(|t| t.get(OFFSETS_TAG)).and_then(Option::as_deref);
+            let Some(tag) = tag else {
+                return Err(self.error(DeltaTableError::Generic(format!("{} has no {OFFSETS_TAG} tag", add.path))));
+            };
+            held.add_tag(tag).map_err(|e| self.error(DeltaTableError::Generic(format!("{}: {e}", add.path))))?;
+        }
+        Ok(held)
     }
 
     /// Whether the live snapshot holds segment `id` (its file is named after it).
     pub fn has_segment(&self, id: &str) -> Result<bool> {
         let name = format!("{id}.parquet");
-        Ok(self
-            .files()?
-            .iter()
-            .any(|p| p.rsplit('/').next() == Some(name.as_str())))
+        Ok(self.files()?.iter().any(|p| p.rsplit('/').next() == Some(name.as_str())))
     }
 
     /// Adds `segment` in one commit with its partitions' txn versions, unless the table
@@ -202,9 +193,7 @@ impl ColdTable {
         let mut backoff = Backoff::new();
         loop {
             match self.try_commit_segment(segment).await? {
-                Committed::LostRace if backoff.attempts < COMMIT_ATTEMPTS => {
-                    backoff.wait(&self.stream, &segment.id).await
-                }
+                Committed::LostRace if backoff.attempts < COMMIT_ATTEMPTS => backoff.wait(&self.stream, &segment.id).await,
                 done => return Ok(done),
             }
         }
@@ -222,19 +211,12 @@ impl ColdTable {
         let mut transactions = Vec::new();
         for (topic, partition, next) in segment.next_offsets.iter() {
             let held = self.next_offset(topic, partition).await?.unwrap_or(0);
-            transactions.push(Transaction::new_with_last_update(
-                self.app_id(topic, partition),
-                next.max(held),
-                Some(now),
-            ));
+            transactions.push(Transaction::new_with_last_update(self.app_id(topic, partition), next.max(held), Some(now)));
         }
         let tags = HashMap::from([
             (SEGMENT_TAG.to_string(), Some(segment.id.clone())),
             (OFFSETS_TAG.to_string(), Some(segment.offset_ranges.clone())),
-            (
-                SCHEMA_TAG.to_string(),
-                Some(segment.schema_version.to_string()),
-            ),
+            (SCHEMA_TAG.to_string(), Some(segment.schema_version.to_string())),
             (INDEX_TAG.to_string(), Some(segment.index_key.clone())),
         ]);
         let add = Add {
@@ -250,14 +232,8 @@ impl ColdTable {
             default_row_commit_version: None,
             clustering_provider: None,
         };
-        let properties = CommitProperties::default()
-            .with_application_transactions(transactions)
-            .with_max_retries(0);
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        };
+        let properties = CommitProperties::default().with_application_transactions(transactions).with_max_retries(0);
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(vec![Action::Add(add)])
@@ -269,9 +245,7 @@ impl ColdTable {
                 DeltaTableError::VersionAlreadyExists(_)
                 | DeltaTableError::Transaction {
                     source:
-                        TransactionError::CommitConflict(_)
-                        | TransactionError::MaxCommitAttempts(_)
-                        | TransactionError::VersionAlreadyExists(_),
+                        TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
                 },
             ) => {
                 self.refresh().await?;
@@ -284,16 +258,12 @@ impl ColdTable {
     }
 
     fn error(&self, source: DeltaTableError) -> ColdError {
-        ColdError::Table {
-            stream: self.stream.clone(),
-            table: self.table.table_url().to_string(),
-            source,
-        }
+        ColdError::Table { stream: self.stream.clone(), table: self.table.table_url().to_string(), source }
     }
 }
 
 /// Tries of one segment commit before `LostRace` goes back to the caller.
-const COMMIT_ATTEMPTS: u32 = 10;
+pub(crate) const COMMIT_ATTEMPTS: u32 = 10;
 
 /// Waits between tries of a commit that lost a race: doubling, with jitter so that
 /// racing nodes do not retry in step.
@@ -304,27 +274,17 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub fn new() -> Backoff {
-        Backoff {
-            pause: Duration::from_millis(50),
-            attempts: 0,
-        }
+        Backoff { pause: Duration::from_millis(50), attempts: 0 }
     }
 
     pub async fn wait(&mut self, stream: &str, segment: &str) {
         self.attempts += 1;
-        tracing::info!(
-            stream,
-            segment,
-            attempt = self.attempts,
-            "another commit won the race; re-reading the table"
-        );
+        tracing::info!(stream, segment, attempt = self.attempts, "another commit won the race; re-reading the table");
         tokio::time::sleep(self.pause.mul_f64(1.0 + rand::random::<f64>())).await;
         self.pause = (self.pause * 2).min(Duration::from_secs(2));
     }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

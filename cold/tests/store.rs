@@ -19,10 +19,7 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 async fn suite(store: ColdStore) {
-    for (name, len) in [
-        ("small", 1000),
-        ("large", MULTIPART_ABOVE + 5 * 1024 * 1024 + 7),
-    ] {
+    for (name, len) in [("small", 1000), ("large", MULTIPART_ABOVE + 5 * 1024 * 1024 + 7)] {
         let bytes = payload(len, len as u64);
         let key = store.key(&format!("store-test/{name}.bin"));
         store.put(&key, bytes.clone()).await.unwrap();
@@ -40,8 +37,6 @@ async fn store_on_a_local_folder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_on_the_s3_server() {
-    let Some((config, _)) = common::s3("store") else {
-        return;
-    };
+    let Some((config, _)) = common::s3("store") else { return };
     suite(ColdStore::open(&config).unwrap()).await;
 }

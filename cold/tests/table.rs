@@ -17,11 +17,7 @@ mod common;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new(
-            "_timestamp",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
+        Field::new("_timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("_topic", DataType::Utf8, false),
         Field::new("_partition", DataType::Int32, false),
         Field::new("_offset", DataType::Int64, false),
@@ -31,18 +27,9 @@ fn schema() -> SchemaRef {
 
 /// A segment of `partition`'s offsets `range`, uploaded, ready to commit; its txn says
 /// the partition's next offset is `next`.
-async fn segment(
-    store: &ColdStore,
-    id: &str,
-    partition: i32,
-    range: std::ops::Range<i64>,
-    next: i64,
-) -> NewSegment {
+async fn segment(store: &ColdStore, id: &str, partition: i32, range: std::ops::Range<i64>, next: i64) -> NewSegment {
     let n = range.clone().count();
-    let times: Vec<i64> = range
-        .clone()
-        .map(|o| 1_700_000_000_000_000 + o * 1000)
-        .collect();
+    let times: Vec<i64> = range.clone().map(|o| 1_700_000_000_000_000 + o * 1000).collect();
     let batch = RecordBatch::try_new(
         schema(),
         vec![
@@ -50,28 +37,13 @@ async fn segment(
             Arc::new(StringArray::from(vec!["t"; n])),
             Arc::new(Int32Array::from(vec![partition; n])),
             Arc::new(Int64Array::from(range.clone().collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                range
-                    .clone()
-                    .map(|o| format!("line {o}"))
-                    .collect::<Vec<_>>(),
-            )),
+            Arc::new(StringArray::from(range.clone().map(|o| format!("line {o}")).collect::<Vec<_>>())),
         ],
     )
     .unwrap();
-    let file = write_parquet(
-        &sort_by_timestamp(&schema(), &[batch]).unwrap(),
-        &["_topic"],
-    )
-    .unwrap();
+    let file = write_parquet(&sort_by_timestamp(&schema(), &[batch]).unwrap(), &["_topic"]).unwrap();
     let path = format!("date=2023-11-14/hour=22/{id}.parquet");
-    store
-        .put(
-            &store.key(&format!("tables/logs/{path}")),
-            file.bytes.clone(),
-        )
-        .await
-        .unwrap();
+    store.put(&store.key(&format!("tables/logs/{path}")), file.bytes.clone()).await.unwrap();
     let mut next_offsets = Checkpoint::new();
     next_offsets.advance("t", partition, next);
     NewSegment {
@@ -81,11 +53,7 @@ async fn segment(
         index_key: format!("index/logs/{id}.index"),
         stats: file.stats,
         next_offsets,
-        offset_ranges: format!(
-            r#"{{"t":{{"{partition}":[{},{}]}}}}"#,
-            range.start,
-            range.end - 1
-        ),
+        offset_ranges: format!(r#"{{"t":{{"{partition}":[{},{}]}}}}"#, range.start, range.end - 1),
         schema_version: 1,
     }
 }
@@ -96,57 +64,30 @@ async fn suite(store: ColdStore, reader_uri: String, reader_options: Value) {
     assert_eq!(table.version(), Some(0), "created on first use");
     let a = segment(&store, "20231114T221320000Z-n1-0000000a", 0, 0..1000, 1000).await;
     assert_eq!(table.commit_segment(&a).await.unwrap(), Committed::Added(1));
-    assert_eq!(
-        table.commit_segment(&a).await.unwrap(),
-        Committed::AlreadyThere,
-        "a segment is never added twice"
-    );
+    assert_eq!(table.commit_segment(&a).await.unwrap(), Committed::AlreadyThere, "a segment is never added twice");
     assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1000));
 
     // Two writers (two handles, as two nodes would hold) commit at once.
     let mut other = ColdTable::open(&store, "logs", &schema()).await.unwrap();
-    let b = segment(
-        &store,
-        "20231114T221321000Z-n1-0000000b",
-        0,
-        1000..1500,
-        1500,
-    )
-    .await;
+    let b = segment(&store, "20231114T221321000Z-n1-0000000b", 0, 1000..1500, 1500).await;
     let c = segment(&store, "20231114T221321000Z-n2-0000000c", 1, 0..200, 200).await;
     let (rb, rc) = tokio::join!(table.commit_segment(&b), other.commit_segment(&c));
     let mut versions = vec![rb.unwrap(), rc.unwrap()];
     versions.sort_by_key(|c| format!("{c:?}"));
-    assert_eq!(
-        versions,
-        [Committed::Added(2), Committed::Added(3)],
-        "both commits landed, one version each"
-    );
+    assert_eq!(versions, [Committed::Added(2), Committed::Added(3)], "both commits landed, one version each");
     table.refresh().await.unwrap();
     assert_eq!(table.files().unwrap().len(), 3);
     assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1500));
     assert_eq!(table.next_offset("t", 1).await.unwrap(), Some(200));
     // A commit whose partition offset is behind the table's (a node that lagged) never
     // moves the txn back.
-    let late = segment(
-        &store,
-        "20231114T221319000Z-n3-0000000d",
-        0,
-        1500..1600,
-        1200,
-    )
-    .await;
-    assert_eq!(
-        table.commit_segment(&late).await.unwrap(),
-        Committed::Added(4)
-    );
+    let late = segment(&store, "20231114T221319000Z-n3-0000000d", 0, 1500..1600, 1200).await;
+    assert_eq!(table.commit_segment(&late).await.unwrap(), Committed::Added(4));
     assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1500));
 
     // An independent reader sees the same table.
-    let python = std::env::var("TIERLOG_TEST_PYTHON")
-        .expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
     let out = std::process::Command::new(python)
         .arg(script)
         .arg(&reader_uri)
@@ -154,11 +95,7 @@ async fn suite(store: ColdStore, reader_uri: String, reader_options: Value) {
         .args(["tierlog/logs/t/0", "tierlog/logs/t/1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("python deltalake + polars read: {seen}");
     assert_eq!(seen["version"], 4);
@@ -180,12 +117,8 @@ async fn table_on_a_local_folder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_on_the_s3_server() {
-    let Some((config, options)) = common::s3("cold-table") else {
-        return;
-    };
-    let ColdLocation::S3 { bucket, prefix } = &config.url else {
-        unreachable!("an S3 config")
-    };
+    let Some((config, options)) = common::s3("cold-table") else { return };
+    let ColdLocation::S3 { bucket, prefix } = &config.url else { unreachable!("an S3 config") };
     let uri = format!("s3://{bucket}/{prefix}/tables/logs");
     suite(ColdStore::open(&config).unwrap(), uri, options).await;
 }

@@ -29,12 +29,7 @@ impl Checkpoint {
     pub fn advance(&mut self, topic: &str, partition: i32, next_offset: i64) {
         let slot = match self.offsets.get_mut(topic) {
             Some(partitions) => partitions.entry(partition).or_insert(next_offset),
-            None => self
-                .offsets
-                .entry(topic.to_string())
-                .or_default()
-                .entry(partition)
-                .or_insert(next_offset),
+            None => self.offsets.entry(topic.to_string()).or_default().entry(partition).or_insert(next_offset),
         };
         *slot = (*slot).max(next_offset);
     }
@@ -82,14 +77,8 @@ mod tests {
         other.advance("a", 1, 7);
         other.advance("b", 2, 1);
         c.merge(&other);
-        assert_eq!(
-            c.iter().collect::<Vec<_>>(),
-            vec![("a", 0, 10), ("a", 1, 7), ("b", 2, 1)]
-        );
+        assert_eq!(c.iter().collect::<Vec<_>>(), vec![("a", 0, 10), ("a", 1, 7), ("b", 2, 1)]);
         assert_eq!(Checkpoint::from_json(&c.to_json()).unwrap(), c);
-        assert_eq!(
-            c.to_json(),
-            r#"{"offsets":{"a":{"0":10,"1":7},"b":{"2":1}}}"#
-        );
+        assert_eq!(c.to_json(), r#"{"offsets":{"a":{"0":10,"1":7},"b":{"2":1}}}"#);
     }
 }

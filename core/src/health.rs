@@ -31,10 +31,7 @@ impl Health {
     }
 
     pub fn set(&self, name: &'static str, state: ComponentState) {
-        self.components
-            .write()
-            .expect("health lock poisoned")
-            .insert(name, state);
+        self.components.write().expect("health lock poisoned").insert(name, state);
     }
 
     pub fn snapshot(&self) -> Vec<(&'static str, ComponentState)> {

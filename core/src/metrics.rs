@@ -39,9 +39,7 @@ impl Gauge {
 }
 
 /// Upper bounds (seconds) of latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// A latency distribution in seconds.
 #[derive(Debug, Default)]
@@ -60,8 +58,7 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
@@ -90,19 +87,14 @@ pub struct Metrics {
 }
 
 fn labels(l: &[(&str, &str)]) -> Labels {
-    l.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 macro_rules! family_getter {
     ($fn:ident, $field:ident, $ty:ty) => {
         pub fn $fn(&self, name: &'static str, help: &'static str, l: &[(&str, &str)]) -> Arc<$ty> {
             let mut inner = self.inner.lock().expect("metrics lock poisoned");
-            let family = inner.$field.entry(name).or_insert_with(|| Family {
-                help,
-                series: BTreeMap::new(),
-            });
+            let family = inner.$field.entry(name).or_insert_with(|| Family { help, series: BTreeMap::new() });
             Arc::clone(family.series.entry(labels(l)).or_default())
         }
     };
@@ -128,18 +120,11 @@ impl Metrics {
         let inner = self.inner.lock().expect("metrics lock poisoned");
         let mut out = String::new();
         let fmt_labels = |l: &Labels, extra: Option<(&str, String)>| {
-            let mut parts: Vec<String> = l
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
+            let mut parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
             if let Some((k, v)) = extra {
                 parts.push(format!("{k}=\"{v}\""));
             }
-            if parts.is_empty() {
-                String::new()
-            } else {
-                format!("{{{}}}", parts.join(","))
-            }
+            if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
         };
         for (name, f) in &inner.counters {
             let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", f.help);
@@ -161,18 +146,9 @@ impl Metrics {
                     let _ = writeln!(out, "{name}_bucket{le} {}", bucket.load(Ordering::Relaxed));
                 }
                 let count = h.count();
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {count}",
-                    fmt_labels(l, Some(("le", "+Inf".into())))
-                );
+                let _ = writeln!(out, "{name}_bucket{} {count}", fmt_labels(l, Some(("le", "+Inf".into()))));
                 let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-                let _ = writeln!(
-                    out,
-                    "{name}_sum{} {sum}\n{name}_count{} {count}",
-                    fmt_labels(l, None),
-                    fmt_labels(l, None)
-                );
+                let _ = writeln!(out, "{name}_sum{} {sum}\n{name}_count{} {count}", fmt_labels(l, None), fmt_labels(l, None));
             }
         }
         out
@@ -180,9 +156,7 @@ impl Metrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -192,27 +166,15 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::new();
-        m.counter("t_messages_total", "Messages.", &[("stream", "a")])
-            .add(3);
-        m.counter("t_messages_total", "Messages.", &[("stream", "a")])
-            .inc();
+        m.counter("t_messages_total", "Messages.", &[("stream", "a")]).add(3);
+        m.counter("t_messages_total", "Messages.", &[("stream", "a")]).inc();
         m.gauge("t_lag", "Lag.", &[("partition", "0")]).set(7.0);
-        m.histogram("t_commit_seconds", "Commits.", &[])
-            .observe(0.02);
+        m.histogram("t_commit_seconds", "Commits.", &[]).observe(0.02);
         let text = m.render();
-        assert!(
-            text.contains("# TYPE t_messages_total counter\nt_messages_total{stream=\"a\"} 4\n"),
-            "{text}"
-        );
+        assert!(text.contains("# TYPE t_messages_total counter\nt_messages_total{stream=\"a\"} 4\n"), "{text}");
         assert!(text.contains("t_lag{partition=\"0\"} 7\n"), "{text}");
-        assert!(
-            text.contains("t_commit_seconds_bucket{le=\"0.01\"} 0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("t_commit_seconds_bucket{le=\"0.025\"} 1\n"),
-            "{text}"
-        );
+        assert!(text.contains("t_commit_seconds_bucket{le=\"0.01\"} 0\n"), "{text}");
+        assert!(text.contains("t_commit_seconds_bucket{le=\"0.025\"} 1\n"), "{text}");
         assert!(text.contains("t_commit_seconds_count 1\n"), "{text}");
     }
 }

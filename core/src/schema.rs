@@ -55,42 +55,15 @@ pub struct SystemColumn {
 }
 
 pub const SYSTEM_COLUMNS: &[SystemColumn] = &[
-    SystemColumn {
-        name: "_timestamp",
-        doc: "event time: configured field, else Kafka record time",
-    },
-    SystemColumn {
-        name: "_ingest_time",
-        doc: "when the node indexed the row",
-    },
-    SystemColumn {
-        name: "_topic",
-        doc: "Kafka topic",
-    },
-    SystemColumn {
-        name: "_partition",
-        doc: "Kafka partition",
-    },
-    SystemColumn {
-        name: "_offset",
-        doc: "Kafka offset",
-    },
-    SystemColumn {
-        name: "_record",
-        doc: "index of the row within the message (OTLP batches), else 0",
-    },
-    SystemColumn {
-        name: "_key",
-        doc: "Kafka key when it is UTF-8",
-    },
-    SystemColumn {
-        name: "_attributes",
-        doc: "every field not declared, as a JSON object",
-    },
-    SystemColumn {
-        name: "_tier",
-        doc: "'hot' or 'cold'; virtual",
-    },
+    SystemColumn { name: "_timestamp", doc: "event time: configured field, else Kafka record time" },
+    SystemColumn { name: "_ingest_time", doc: "when the node indexed the row" },
+    SystemColumn { name: "_topic", doc: "Kafka topic" },
+    SystemColumn { name: "_partition", doc: "Kafka partition" },
+    SystemColumn { name: "_offset", doc: "Kafka offset" },
+    SystemColumn { name: "_record", doc: "index of the row within the message (OTLP batches), else 0" },
+    SystemColumn { name: "_key", doc: "Kafka key when it is UTF-8" },
+    SystemColumn { name: "_attributes", doc: "every field not declared, as a JSON object" },
+    SystemColumn { name: "_tier", doc: "'hot' or 'cold'; virtual" },
 ];
 
 /// Columns a format defines by itself; a stream of that format may not redeclare them

@@ -103,9 +103,7 @@ impl FromStr for HumanDuration {
             .iter()
             .find(|(u, _)| *u == unit)
             .map(|(_, f)| *f)
-            .ok_or_else(|| {
-                format!("'{s}' has an unknown time unit '{unit}' (use ms, s, m, h, d, w)")
-            })?;
+            .ok_or_else(|| format!("'{s}' has an unknown time unit '{unit}' (use ms, s, m, h, d, w)"))?;
         scale(number, factor, "duration", s).map(|ms| HumanDuration(Duration::from_millis(ms)))
     }
 }
@@ -211,32 +209,17 @@ mod tests {
             "3 parsecs".parse::<ByteSize>().unwrap_err(),
             "'3 parsecs' has an unknown size unit 'parsecs' (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
         );
-        assert_eq!(
-            "MiB".parse::<ByteSize>().unwrap_err(),
-            "'MiB' is not a size: no number"
-        );
+        assert_eq!("MiB".parse::<ByteSize>().unwrap_err(), "'MiB' is not a size: no number");
         assert_eq!(ByteSize(512 << 20).to_string(), "512MiB");
         assert_eq!(ByteSize(1000).to_string(), "1000B");
     }
 
     #[test]
     fn durations() {
-        assert_eq!(
-            "15m".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(900)
-        );
-        assert_eq!(
-            "500ms".parse::<HumanDuration>().unwrap().0,
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            "30d".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(30 * 86400)
-        );
-        assert_eq!(
-            "1.5h".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(5400)
-        );
+        assert_eq!("15m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(900));
+        assert_eq!("500ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(500));
+        assert_eq!("30d".parse::<HumanDuration>().unwrap().0, Duration::from_secs(30 * 86400));
+        assert_eq!("1.5h".parse::<HumanDuration>().unwrap().0, Duration::from_secs(5400));
         assert_eq!(
             "15".parse::<HumanDuration>().unwrap_err(),
             "'15' has no time unit (use ms, s, m, h, d, w)"
@@ -246,9 +229,6 @@ mod tests {
             "'2 fortnights' has an unknown time unit 'fortnights' (use ms, s, m, h, d, w)"
         );
         assert_eq!(HumanDuration::secs(3600).to_string(), "1h");
-        assert_eq!(
-            HumanDuration(Duration::from_millis(1500)).to_string(),
-            "1500ms"
-        );
+        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1500ms");
     }
 }

@@ -11,14 +11,8 @@ use tierlog_core::schema::{FieldType, StreamFormat, TimestampFormat};
 const FILE: &str = "tierlog.toml";
 
 fn parse_with_env(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::parse(text, FILE, Path::new("/etc/tierlog"), &|k| {
-        env.get(k).cloned()
-    })
-    .map_err(|e| e.to_string())
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::parse(text, FILE, Path::new("/etc/tierlog"), &|k| env.get(k).cloned()).map_err(|e| e.to_string())
 }
 
 fn parse(text: &str) -> Result<Config, String> {
@@ -49,16 +43,8 @@ fn empty_config_gets_defaults() {
     assert_eq!(c.node.pg_addr.to_string(), "127.0.0.1:5433");
     assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
     assert_eq!(c.kafka.group_id, "tierlog");
-    assert_eq!(
-        c.cold.url,
-        ColdLocation::Local {
-            root: "/etc/tierlog/data/cold".into()
-        }
-    );
-    assert_eq!(
-        c.cold.cache_dir.as_deref(),
-        Some(Path::new("/etc/tierlog/data/cache"))
-    );
+    assert_eq!(c.cold.url, ColdLocation::Local { root: "/etc/tierlog/data/cold".into() });
+    assert_eq!(c.cold.cache_dir.as_deref(), Some(Path::new("/etc/tierlog/data/cache")));
     assert!(c.streams.is_empty());
 }
 
@@ -119,13 +105,7 @@ format = "otlp_json"
     )
     .unwrap();
     assert_eq!(c.kafka.properties["fetch.max.bytes"], "52428800");
-    assert_eq!(
-        c.cold.url,
-        ColdLocation::S3 {
-            bucket: "logs".into(),
-            prefix: "tierlog".into()
-        }
-    );
+    assert_eq!(c.cold.url, ColdLocation::S3 { bucket: "logs".into(), prefix: "tierlog".into() });
     assert_eq!(c.cold.cache_dir.as_deref(), Some(Path::new("/etc/cache")));
     assert_eq!(c.cold.cache_size.0, 2 << 30);
     let s = &c.streams[0];
@@ -176,9 +156,7 @@ fn wrong_enum_values() {
         "tierlog.toml: streams[0].format: unknown variant `xml`, expected one of `json`, `text`, `otlp_json`"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}fields = [{{ name = \"x\", type = \"string\" }}]\n"
-        )),
+        error(&format!("{STREAM}fields = [{{ name = \"x\", type = \"string\" }}]\n")),
         "tierlog.toml: streams[0].fields[0].type: unknown variant `string`, expected one of \
          `text`, `keyword`, `i64`, `f64`, `bool`, `timestamp`"
     );
@@ -187,15 +165,11 @@ fn wrong_enum_values() {
 #[test]
 fn bad_units() {
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\nhot_for = \"1 fortnight\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\nhot_for = \"1 fortnight\"\n")),
         "tierlog.toml: streams[0].policy.hot_for: '1 fortnight' has an unknown time unit 'fortnight' (use ms, s, m, h, d, w)"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\nrollover_max_bytes = \"512 MiBs\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\nrollover_max_bytes = \"512 MiBs\"\n")),
         "tierlog.toml: streams[0].policy.rollover_max_bytes: '512 MiBs' has an unknown size unit 'MiBs' \
          (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
     );
@@ -242,15 +216,11 @@ fn topic_in_two_streams() {
 #[test]
 fn reserved_and_invalid_names() {
     assert_eq!(
-        error(&format!(
-            "{STREAM}fields = [{{ name = \"_timestamp\", type = \"timestamp\" }}]\n"
-        )),
+        error(&format!("{STREAM}fields = [{{ name = \"_timestamp\", type = \"timestamp\" }}]\n")),
         "tierlog.toml: streams[0].fields[0].name: '_timestamp' is reserved: names starting with '_' are system columns"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}fields = [{{ name = \"id.orig_h\", type = \"keyword\" }}]\n"
-        )),
+        error(&format!("{STREAM}fields = [{{ name = \"id.orig_h\", type = \"keyword\" }}]\n")),
         "tierlog.toml: streams[0].fields[0].name: 'id.orig_h' is not a valid column name (a letter first, \
          then letters, digits, '_'); to read a JSON key like 'id.orig_h', set source = \"id.orig_h\" and a plain name"
     );
@@ -265,12 +235,7 @@ fn reserved_and_invalid_names() {
         "tierlog.toml: streams[0].name: 'App-Logs' is not a valid stream name (a-z first, then a-z, 0-9, '_'; at most 64)"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}{}",
-            STREAM
-                .replace("app_logs", "app_logs_errors")
-                .replace("app-logs", "x")
-        )),
+        error(&format!("{STREAM}{}", STREAM.replace("app_logs", "app_logs_errors").replace("app-logs", "x"))),
         "tierlog.toml: streams[1].name: 'app_logs_errors' is the name of stream 'app_logs''s error table"
     );
     assert_eq!(
@@ -282,9 +247,7 @@ fn reserved_and_invalid_names() {
 #[test]
 fn fields_only_for_json() {
     assert_eq!(
-        error(
-            "[[streams]]\nname = \"a\"\ntopics = [\"a\"]\nformat = \"text\"\nfields = [{ name = \"x\", type = \"text\" }]\n"
-        ),
+        error("[[streams]]\nname = \"a\"\ntopics = [\"a\"]\nformat = \"text\"\nfields = [{ name = \"x\", type = \"text\" }]\n"),
         "tierlog.toml: streams[0].fields: text streams have fixed columns (message (text)); declared fields are only for json streams"
     );
 }
@@ -296,21 +259,15 @@ fn timestamp_rules() {
         "tierlog.toml: streams[0].timestamp_format: is set but timestamp_field is not"
     );
     assert_eq!(
-        error(
-            "[[streams]]\nname = \"a\"\ntopics = [\"a\"]\nformat = \"otlp_json\"\ntimestamp_field = \"ts\"\n"
-        ),
+        error("[[streams]]\nname = \"a\"\ntopics = [\"a\"]\nformat = \"otlp_json\"\ntimestamp_field = \"ts\"\n"),
         "tierlog.toml: streams[0].timestamp_field: otlp_json streams take the time from timeUnixNano; remove it"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}timestamp_field = \"ts\"\nfields = [{{ name = \"ts\", type = \"i64\" }}]\n"
-        )),
+        error(&format!("{STREAM}timestamp_field = \"ts\"\nfields = [{{ name = \"ts\", type = \"i64\" }}]\n")),
         "tierlog.toml: streams[0].timestamp_field: 'ts' is declared as field 'ts' of type i64; declare it as timestamp or not at all"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}timestamp_field = \"ts\"\ntimestamp_format = \"iso\"\n"
-        )),
+        error(&format!("{STREAM}timestamp_field = \"ts\"\ntimestamp_format = \"iso\"\n")),
         "tierlog.toml: streams[0].timestamp_format: unknown variant `iso`, expected one of \
          `rfc3339`, `epoch_s`, `epoch_ms`, `epoch_us`, `epoch_ns`"
     );
@@ -319,15 +276,11 @@ fn timestamp_rules() {
 #[test]
 fn hot_for_must_be_shorter_than_retention() {
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\nhot_for = \"7d\"\nretention = \"7d\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\nhot_for = \"7d\"\nretention = \"7d\"\n")),
         "tierlog.toml: streams[0].policy.hot_for: 7d must be shorter than retention (7d)"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\nhot_for = \"2d\"\nretention = \"1d\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\nhot_for = \"2d\"\nretention = \"1d\"\n")),
         "tierlog.toml: streams[0].policy.hot_for: 2d must be shorter than retention (1d)"
     );
 }
@@ -335,27 +288,19 @@ fn hot_for_must_be_shorter_than_retention() {
 #[test]
 fn other_policy_rules() {
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\ncommit_interval = \"1ms\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\ncommit_interval = \"1ms\"\n")),
         "tierlog.toml: streams[0].policy.commit_interval: 1ms is too short (at least 10ms)"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\ncommit_interval = \"1h\"\nrollover_max_age = \"15m\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\ncommit_interval = \"1h\"\nrollover_max_age = \"15m\"\n")),
         "tierlog.toml: streams[0].policy.commit_interval: 1h is longer than rollover_max_age (15m)"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\nrollover_max_docs = 0\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\nrollover_max_docs = 0\n")),
         "tierlog.toml: streams[0].policy.rollover_max_docs: must be greater than 0"
     );
     assert_eq!(
-        error(&format!(
-            "{STREAM}[streams.policy]\nrollover_max_bytes = \"1KiB\"\n"
-        )),
+        error(&format!("{STREAM}[streams.policy]\nrollover_max_bytes = \"1KiB\"\n")),
         "tierlog.toml: streams[0].policy.rollover_max_bytes: 1KiB is too small (at least 1MiB)"
     );
     assert_eq!(
@@ -419,14 +364,7 @@ fn query_rules() {
          tierlog.toml: query.max_result_rows: must be greater than 0"
     );
     let c = parse("[query]\nmemory_limit = \"256MiB\"\ntimeout = \"5s\"\n").unwrap();
-    assert_eq!(
-        (
-            c.query.memory_limit.0,
-            c.query.timeout.0,
-            c.query.max_result_rows
-        ),
-        (256 << 20, Duration::from_secs(5), 100_000)
-    );
+    assert_eq!((c.query.memory_limit.0, c.query.timeout.0, c.query.max_result_rows), (256 << 20, Duration::from_secs(5), 100_000));
 }
 
 #[test]
@@ -467,10 +405,7 @@ streams = ["app_logs"]
         "[[query.users]]\nname = \"bi\"\npassword = \"long-enough\"\nstreams = [\"app_logs\"]\n{STREAM}"
     ))
     .unwrap();
-    assert_eq!(
-        c.query.users[0].password.as_ref().map(|p| p.expose()),
-        Some("long-enough")
-    );
+    assert_eq!(c.query.users[0].password.as_ref().map(|p| p.expose()), Some("long-enough"));
     assert!(c.query.users[0].token.is_none());
 }
 
@@ -490,11 +425,7 @@ fn all_problems_are_reported_at_once() {
 fn environment_overrides() {
     let c = parse_with_env(
         "[kafka]\nbrokers = \"10.0.0.1:9092\"\n[node]\nid = \"a\"\n",
-        &[
-            ("TIERLOG_KAFKA_BROKERS", "127.0.0.1:19092"),
-            ("TIERLOG_NODE_ID", "b"),
-            ("TIERLOG_HTTP_ADDR", "127.0.0.1:9999"),
-        ],
+        &[("TIERLOG_KAFKA_BROKERS", "127.0.0.1:19092"), ("TIERLOG_NODE_ID", "b"), ("TIERLOG_HTTP_ADDR", "127.0.0.1:9999")],
     )
     .unwrap();
     assert_eq!(c.kafka.brokers, "127.0.0.1:19092");
@@ -524,16 +455,9 @@ fn aws_environment_fills_s3_credentials() {
     assert_eq!(c.cold.region.as_deref(), Some("eu-west-1"));
     assert!(c.cold.allow_http);
     assert_eq!(c.cold.access_key_id.as_ref().unwrap().expose(), "key");
-    assert_eq!(
-        c.cold.secret_access_key.as_ref().unwrap().expose(),
-        "secret"
-    );
+    assert_eq!(c.cold.secret_access_key.as_ref().unwrap().expose(), "secret");
     // The config file wins over the environment.
-    let c = parse_with_env(
-        "[cold]\nurl = \"s3://logs\"\nregion = \"us-east-2\"\n",
-        &[("AWS_REGION", "eu-west-1")],
-    )
-    .unwrap();
+    let c = parse_with_env("[cold]\nurl = \"s3://logs\"\nregion = \"us-east-2\"\n", &[("AWS_REGION", "eu-west-1")]).unwrap();
     assert_eq!(c.cold.region.as_deref(), Some("us-east-2"));
 }
 

@@ -37,27 +37,13 @@ pub struct GenerationInfo {
 }
 
 impl GenerationHandle {
-    pub fn open(
-        stream: &str,
-        meta: GenerationMeta,
-        dir: PathBuf,
-        index: Index,
-    ) -> Result<GenerationHandle> {
+    pub fn open(stream: &str, meta: GenerationMeta, dir: PathBuf, index: Index) -> Result<GenerationHandle> {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(|source| HotError::Index {
-                stream: stream.to_string(),
-                generation: meta.id.to_string(),
-                source,
-            })?;
-        Ok(GenerationHandle {
-            meta,
-            dir,
-            index,
-            reader,
-        })
+            .map_err(|source| HotError::Index { stream: stream.to_string(), generation: meta.id.to_string(), source })?;
+        Ok(GenerationHandle { meta, dir, index, reader })
     }
 
     /// A point-in-time view of the committed documents.
@@ -73,25 +59,15 @@ impl GenerationHandle {
         let searcher = self.searcher();
         let mut range: Option<(i64, i64)> = None;
         for segment in searcher.segment_readers() {
-            let Ok(column) = segment.fast_fields().date("_timestamp") else {
-                continue;
-            };
+            let Ok(column) = segment.fast_fields().date("_timestamp") else { continue };
             if segment.num_docs() == 0 {
                 continue;
             }
-            let (lo, hi) = (
-                column.min_value().into_timestamp_micros(),
-                column.max_value().into_timestamp_micros(),
-            );
+            let (lo, hi) = (column.min_value().into_timestamp_micros(), column.max_value().into_timestamp_micros());
             range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
         let num_bytes = std::fs::read_dir(&self.dir)
-            .map(|it| {
-                it.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
+            .map(|it| it.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(0);
         let checkpoint = self
             .index
@@ -124,10 +100,7 @@ impl HotCatalog {
 
     pub fn insert(&self, stream: &str, handle: GenerationHandle) {
         let mut streams = self.streams.write().expect("catalog lock poisoned");
-        streams
-            .entry(stream.to_string())
-            .or_default()
-            .insert(handle.meta.id.clone(), Arc::new(handle));
+        streams.entry(stream.to_string()).or_default().insert(handle.meta.id.clone(), Arc::new(handle));
     }
 
     /// Makes the latest commit of a generation visible to new snapshots.
@@ -157,9 +130,6 @@ impl HotCatalog {
     /// The stream's generations now, oldest first.
     pub fn snapshot(&self, stream: &str) -> Vec<Arc<GenerationHandle>> {
         let streams = self.streams.read().expect("catalog lock poisoned");
-        streams
-            .get(stream)
-            .map(|g| g.values().cloned().collect())
-            .unwrap_or_default()
+        streams.get(stream).map(|g| g.values().cloned().collect()).unwrap_or_default()
     }
 }

@@ -24,10 +24,7 @@ pub enum HotError {
 
 impl HotError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> HotError {
-        HotError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        HotError::Io { path: path.to_path_buf(), source }
     }
 }
 

@@ -21,15 +21,9 @@ pub struct GenerationId(String);
 
 impl GenerationId {
     pub fn new(node_id: &str, now: SystemTime) -> GenerationId {
-        let ms = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as i64;
+        let ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let (date, time) = civil_from_unix_ms(ms);
-        GenerationId(format!(
-            "{date}T{time}Z-{node_id}-{:08x}",
-            rand::random::<u32>()
-        ))
+        GenerationId(format!("{date}T{time}Z-{node_id}-{:08x}", rand::random::<u32>()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -65,9 +59,7 @@ pub enum GenerationState {
 impl<'de> Deserialize<'de> for GenerationState {
     /// A state this version does not know is `Unknown`, not an error: a newer version
     /// may add states, and an older one must then keep its hands off, not delete.
-    fn deserialize<D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         Ok(match String::deserialize(deserializer)?.as_str() {
             "active" => GenerationState::Active,
             "sealed" => GenerationState::Sealed,
@@ -93,10 +85,7 @@ impl GenerationMeta {
     pub fn read(dir: &Path) -> Result<GenerationMeta> {
         let path = dir.join(META_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| HotError::io(&path, source))?;
-        serde_json::from_str(&text).map_err(|e| HotError::Corrupt {
-            path,
-            reason: e.to_string(),
-        })
+        serde_json::from_str(&text).map_err(|e| HotError::Corrupt { path, reason: e.to_string() })
     }
 
     /// Writes atomically and durably: a crash leaves the old file or the new one, never
@@ -104,21 +93,14 @@ impl GenerationMeta {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(META_FILE);
         if self.state == GenerationState::Unknown {
-            return Err(HotError::Corrupt {
-                path,
-                reason: "refusing to overwrite a generation this version does not know".into(),
-            });
+            return Err(HotError::Corrupt { path, reason: "refusing to overwrite a generation this version does not know".into() });
         }
         let tmp = dir.join(format!("{META_FILE}.tmp"));
         let text = serde_json::to_string_pretty(self).expect("meta serializes");
         std::fs::write(&tmp, text).map_err(|source| HotError::io(&tmp, source))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|source| HotError::io(&tmp, source))?;
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|source| HotError::io(&tmp, source))?;
         std::fs::rename(&tmp, &path).map_err(|source| HotError::io(&path, source))?;
-        std::fs::File::open(dir)
-            .and_then(|f| f.sync_all())
-            .map_err(|source| HotError::io(dir, source))?;
+        std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|source| HotError::io(dir, source))?;
         Ok(())
     }
 
@@ -134,10 +116,7 @@ pub fn generation_dir(stream_dir: &Path, id: &GenerationId) -> PathBuf {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
 }
 
 /// ("YYYYMMDD", "HHMMSSmmm") in UTC, from Howard Hinnant's days-from-civil inverse.
@@ -153,16 +132,8 @@ fn civil_from_unix_ms(ms: i64) -> (String, String) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, min, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    (
-        format!("{y:04}{m:02}{d:02}"),
-        format!("{h:02}{min:02}{s:02}{milli:03}"),
-    )
+    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    (format!("{y:04}{m:02}{d:02}"), format!("{h:02}{min:02}{s:02}{milli:03}"))
 }
 
 #[cfg(test)]
@@ -174,20 +145,11 @@ mod tests {
     #[test]
     fn states_of_a_newer_version_are_unknown_and_never_written() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(META_FILE),
-            r#"{"id":"20261124T213000123Z-n-1","state":"uploaded","created_ms":1}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(META_FILE), r#"{"id":"20261124T213000123Z-n-1","state":"uploaded","created_ms":1}"#).unwrap();
         let meta = GenerationMeta::read(dir.path()).unwrap();
         assert_eq!(meta.state, GenerationState::Unknown);
         assert!(meta.write(dir.path()).is_err());
-        assert!(
-            std::fs::read_to_string(dir.path().join(META_FILE))
-                .unwrap()
-                .contains("uploaded"),
-            "the file is kept as it was"
-        );
+        assert!(std::fs::read_to_string(dir.path().join(META_FILE)).unwrap().contains("uploaded"), "the file is kept as it was");
     }
 
     #[test]
@@ -200,10 +162,7 @@ mod tests {
         assert!(a < b);
         assert_eq!(GenerationId::parse(a.as_str()), Some(a));
         assert_eq!(GenerationId::parse("lost+found"), None);
-        assert_eq!(
-            civil_from_unix_ms(0),
-            ("19700101".into(), "000000000".into())
-        );
+        assert_eq!(civil_from_unix_ms(0), ("19700101".into(), "000000000".into()));
         assert_eq!(civil_from_unix_ms(951_782_400_000).0, "20000229");
     }
 }

@@ -7,16 +7,16 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, PrimitiveArray, StringBuilder, StringViewBuilder};
-use arrow::buffer::ScalarBuffer;
 use arrow::compute::take;
+use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{
-    ArrowNativeType, ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type,
-    Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt32Type,
+    ArrowNativeType, ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, UInt32Type,
 };
 use arrow::record_batch::RecordBatch;
 use tantivy::columnar::Cardinality;
-use tantivy::schema::Value;
 use tantivy::schema::document::OwnedValue;
+use tantivy::schema::Value;
 use tantivy::{DocId, SegmentReader, TantivyDocument};
 use tierlog_core::schema::FieldType;
 
@@ -62,11 +62,7 @@ pub struct TableColumn {
 impl TableColumn {
     /// A column stored under its own name.
     fn same(name: &str, kind: ColumnKind) -> TableColumn {
-        TableColumn {
-            name: name.into(),
-            field: name.into(),
-            kind,
-        }
+        TableColumn { name: name.into(), field: name.into(), kind }
     }
 }
 
@@ -101,11 +97,7 @@ impl StreamSchema {
     /// The columns of the stream's error table. Its own columns live in `_error_*` and
     /// `_payload*` index fields, apart from the declared fields of the row table.
     pub fn error_columns() -> Vec<TableColumn> {
-        let error = |name: &str, field: &str, kind| TableColumn {
-            name: name.into(),
-            field: field.into(),
-            kind,
-        };
+        let error = |name: &str, field: &str, kind| TableColumn { name: name.into(), field: field.into(), kind };
         vec![
             TableColumn::same("_timestamp", ColumnKind::Timestamp),
             TableColumn::same("_topic", ColumnKind::Keyword),
@@ -121,32 +113,18 @@ impl StreamSchema {
 
 /// The Arrow schema of `columns` (every column nullable).
 pub fn arrow_schema(columns: &[TableColumn]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.kind.data_type(), true))
-            .collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>()))
 }
 
 /// Reads `docs` of one segment as a record batch of `columns`.
-pub fn read_segment(
-    segment: &SegmentReader,
-    docs: &[DocId],
-    columns: &[TableColumn],
-) -> Result<RecordBatch> {
+pub fn read_segment(segment: &SegmentReader, docs: &[DocId], columns: &[TableColumn]) -> Result<RecordBatch> {
     let schema = arrow_schema(columns);
     let fast = segment.fast_fields();
     let err = |e: tantivy::TantivyError| HotError::Read(e.to_string());
     let needs_store = columns.iter().any(|c| c.kind == ColumnKind::Stored);
     let stored: Vec<TantivyDocument> = if needs_store {
-        let store = segment
-            .get_store_reader(64)
-            .map_err(|e| HotError::Read(e.to_string()))?;
-        docs.iter()
-            .map(|d| store.get(*d))
-            .collect::<tantivy::Result<_>>()
-            .map_err(err)?
+        let store = segment.get_store_reader(64).map_err(|e| HotError::Read(e.to_string()))?;
+        docs.iter().map(|d| store.get(*d)).collect::<tantivy::Result<_>>().map_err(err)?
     } else {
         Vec::new()
     };
@@ -156,30 +134,19 @@ pub fn read_segment(
         let field_name = field.as_str();
         let array: ArrayRef = match kind {
             ColumnKind::Timestamp => {
-                let values = fast_values(fast.date(field_name).ok().as_ref(), docs, |t| {
-                    t.into_timestamp_micros()
-                });
-                Arc::new(
-                    PrimitiveArray::<TimestampMicrosecondType>::from(values).with_timezone("UTC"),
-                )
+                let values = fast_values(fast.date(field_name).ok().as_ref(), docs, |t| t.into_timestamp_micros());
+                Arc::new(PrimitiveArray::<TimestampMicrosecondType>::from(values).with_timezone("UTC"))
             }
             ColumnKind::Keyword => match fast.str(field_name).ok().flatten() {
                 // Few distinct values (levels, codes, hosts): the segment's terms once, then
                 // a gather of their views by term ordinal, with no per-row string work.
                 Some(col) if col.num_terms() <= docs.len().max(1024) => {
                     let mut terms = StringViewBuilder::with_capacity(col.num_terms());
-                    let mut stream = col
-                        .dictionary()
-                        .stream()
-                        .map_err(|e| HotError::Read(e.to_string()))?;
+                    let mut stream = col.dictionary().stream().map_err(|e| HotError::Read(e.to_string()))?;
                     while stream.advance() {
                         terms.append_value(String::from_utf8_lossy(stream.key()));
                     }
-                    let ords = PrimitiveArray::<UInt32Type>::from(fast_values(
-                        Some(col.ords()),
-                        docs,
-                        |o| o as u32,
-                    ));
+                    let ords = PrimitiveArray::<UInt32Type>::from(fast_values(Some(col.ords()), docs, |o| o as u32));
                     take(&terms.finish(), &ords, None).map_err(|e| HotError::Read(e.to_string()))?
                 }
                 col => {
@@ -190,8 +157,7 @@ pub fn read_segment(
                         match (ord, &col) {
                             (Some(ord), Some(c)) => {
                                 text.clear();
-                                c.ord_to_str(ord, &mut text)
-                                    .map_err(|e| HotError::Read(e.to_string()))?;
+                                c.ord_to_str(ord, &mut text).map_err(|e| HotError::Read(e.to_string()))?;
                                 b.append_value(&text);
                             }
                             _ => b.append_null(),
@@ -200,21 +166,13 @@ pub fn read_segment(
                     Arc::new(b.finish())
                 }
             },
-            ColumnKind::Int32 => Arc::new(PrimitiveArray::<Int32Type>::from(fast_values(
-                fast.i64(field_name).ok().as_ref(),
-                docs,
-                |v| v as i32,
-            ))),
-            ColumnKind::Int64 => Arc::new(PrimitiveArray::<Int64Type>::from(fast_values(
-                fast.i64(field_name).ok().as_ref(),
-                docs,
-                |v| v,
-            ))),
-            ColumnKind::Float64 => Arc::new(PrimitiveArray::<Float64Type>::from(fast_values(
-                fast.f64(field_name).ok().as_ref(),
-                docs,
-                |v| v,
-            ))),
+            ColumnKind::Int32 => {
+                Arc::new(PrimitiveArray::<Int32Type>::from(fast_values(fast.i64(field_name).ok().as_ref(), docs, |v| v as i32)))
+            }
+            ColumnKind::Int64 => Arc::new(PrimitiveArray::<Int64Type>::from(fast_values(fast.i64(field_name).ok().as_ref(), docs, |v| v))),
+            ColumnKind::Float64 => {
+                Arc::new(PrimitiveArray::<Float64Type>::from(fast_values(fast.f64(field_name).ok().as_ref(), docs, |v| v)))
+            }
             ColumnKind::Bool => {
                 let values = match fast_values(fast.bool(field_name).ok().as_ref(), docs, |v| v) {
                     FastValues::Dense(v) => BooleanArray::from(v),
@@ -228,15 +186,10 @@ pub fn read_segment(
                 for doc in &stored {
                     let value = field.and_then(|f| doc.get_first(f));
                     match value {
-                        Some(v) if v.as_str().is_some() => {
-                            b.append_value(v.as_str().unwrap_or_default())
-                        }
+                        Some(v) if v.as_str().is_some() => b.append_value(v.as_str().unwrap_or_default()),
                         Some(v) => {
                             let owned = OwnedValue::from(v);
-                            b.append_value(
-                                serde_json::to_string(&owned)
-                                    .map_err(|e| HotError::Read(e.to_string()))?,
-                            );
+                            b.append_value(serde_json::to_string(&owned).map_err(|e| HotError::Read(e.to_string()))?);
                         }
                         None => b.append_null(),
                     }
@@ -255,9 +208,7 @@ enum FastValues<T> {
     Sparse(Vec<Option<T>>),
 }
 
-impl<T: ArrowNativeType, A: ArrowPrimitiveType<Native = T>> From<FastValues<T>>
-    for PrimitiveArray<A>
-{
+impl<T: ArrowNativeType, A: ArrowPrimitiveType<Native = T>> From<FastValues<T>> for PrimitiveArray<A> {
     fn from(values: FastValues<T>) -> Self {
         match values {
             FastValues::Dense(v) => PrimitiveArray::new(ScalarBuffer::from(v), None),
@@ -269,22 +220,15 @@ impl<T: ArrowNativeType, A: ArrowPrimitiveType<Native = T>> From<FastValues<T>>
 /// The first value of a fast column for each doc, mapped to the Arrow value type, read in
 /// bulk: a range read when the docs are consecutive, a gather otherwise. Docs without a
 /// value (or a segment without the column) are `None`.
-fn fast_values<T, U>(
-    column: Option<&tantivy::columnar::Column<T>>,
-    docs: &[DocId],
-    map: impl Fn(T) -> U,
-) -> FastValues<U>
+fn fast_values<T, U>(column: Option<&tantivy::columnar::Column<T>>, docs: &[DocId], map: impl Fn(T) -> U) -> FastValues<U>
 where
     T: PartialOrd + Copy + Default + std::fmt::Debug + Send + Sync + 'static,
 {
-    let Some(column) = column else {
-        return FastValues::Sparse(docs.iter().map(|_| None).collect());
-    };
+    let Some(column) = column else { return FastValues::Sparse(docs.iter().map(|_| None).collect()) };
     if column.get_cardinality() == Cardinality::Full {
         let mut out = vec![T::default(); docs.len()];
         // Docs may come in any order (a sort on the time column); a range needs n, n+1, ….
-        let consecutive =
-            !docs.is_empty() && docs.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]));
+        let consecutive = !docs.is_empty() && docs.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]));
         if consecutive {
             column.values.get_range(u64::from(docs[0]), &mut out);
         } else {
@@ -300,17 +244,10 @@ where
 
 /// The live documents of a segment whose `_kind` is `kind`: all of them, or those of
 /// `candidates` (sorted) when given.
-pub fn docs_of_kind(
-    segment: &SegmentReader,
-    kind: u64,
-    candidates: Option<Vec<DocId>>,
-) -> Vec<DocId> {
+pub fn docs_of_kind(segment: &SegmentReader, kind: u64, candidates: Option<Vec<DocId>>) -> Vec<DocId> {
     let column = segment.fast_fields().u64("_kind").ok();
     // Most segments hold one kind only; then the column's range answers for every doc.
-    let uniform = column
-        .as_ref()
-        .filter(|c| c.min_value() == c.max_value())
-        .map(|c| c.min_value() == kind);
+    let uniform = column.as_ref().filter(|c| c.min_value() == c.max_value()).map(|c| c.min_value() == kind);
     let alive = |d: &DocId| !segment.is_deleted(*d);
     let of_kind = |d: &DocId| column.as_ref().and_then(|c| c.first(*d)) == Some(kind);
     match (uniform, candidates) {

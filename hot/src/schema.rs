@@ -65,18 +65,10 @@ pub struct RowOrigin<'a> {
 impl StreamSchema {
     pub fn new(stream: &StreamConfig) -> StreamSchema {
         let mut b = Schema::builder();
-        let date = DateOptions::default()
-            .set_indexed()
-            .set_fast()
-            .set_precision(DateTimePrecision::Microseconds);
+        let date = DateOptions::default().set_indexed().set_fast().set_precision(DateTimePrecision::Microseconds);
         let kind = b.add_u64_field("_kind", INDEXED | FAST);
         let timestamp = b.add_date_field("_timestamp", date.clone());
-        let ingest_time = b.add_date_field(
-            "_ingest_time",
-            DateOptions::default()
-                .set_fast()
-                .set_precision(DateTimePrecision::Microseconds),
-        );
+        let ingest_time = b.add_date_field("_ingest_time", DateOptions::default().set_fast().set_precision(DateTimePrecision::Microseconds));
         let topic = b.add_text_field("_topic", STRING | FAST);
         let partition = b.add_i64_field("_partition", INDEXED | FAST);
         let offset = b.add_i64_field("_offset", INDEXED | FAST);
@@ -86,13 +78,9 @@ impl StreamSchema {
         // dynamic fields do, so `_attributes.user:bob` matches exactly.
         let attributes = b.add_json_field(
             "_attributes",
-            JsonObjectOptions::default()
-                .set_stored()
-                .set_indexing_options(
-                    TextFieldIndexing::default()
-                        .set_tokenizer("raw")
-                        .set_index_option(IndexRecordOption::Basic),
-                ),
+            JsonObjectOptions::default().set_stored().set_indexing_options(
+                TextFieldIndexing::default().set_tokenizer("raw").set_index_option(IndexRecordOption::Basic),
+            ),
         );
         let error_reason = b.add_text_field("_error_reason", STRING | FAST);
         // Searchable with match(detail, …) / match(payload, …) on the error table.
@@ -101,13 +89,8 @@ impl StreamSchema {
         let payload_encoding = b.add_text_field("_payload_encoding", STRING | FAST);
 
         let mut columns = Vec::new();
-        let own = format_columns(stream.format)
-            .iter()
-            .map(|(n, t)| (n.to_string(), *t, n.to_string()));
-        let declared = stream
-            .fields
-            .iter()
-            .map(|f| (f.name.clone(), f.ty, f.source_key().to_string()));
+        let own = format_columns(stream.format).iter().map(|(n, t)| (n.to_string(), *t, n.to_string()));
+        let declared = stream.fields.iter().map(|f| (f.name.clone(), f.ty, f.source_key().to_string()));
         for (name, ty, source) in own.chain(declared) {
             let field = match ty {
                 FieldType::Text => b.add_text_field(&name, TextOptions::from(TEXT) | STORED),
@@ -117,12 +100,7 @@ impl StreamSchema {
                 FieldType::Bool => b.add_bool_field(&name, INDEXED | FAST),
                 FieldType::Timestamp => b.add_date_field(&name, date.clone()),
             };
-            columns.push(Column {
-                name,
-                ty,
-                source,
-                field,
-            });
+            columns.push(Column { name, ty, source, field });
         }
         StreamSchema {
             schema: b.build(),
@@ -148,12 +126,7 @@ impl StreamSchema {
     }
 
     /// A row document with its system columns set; the decoder adds the rest.
-    pub fn row(
-        &self,
-        origin: &RowOrigin<'_>,
-        record: i32,
-        timestamp_us: i64,
-    ) -> tantivy::TantivyDocument {
+    pub fn row(&self, origin: &RowOrigin<'_>, record: i32, timestamp_us: i64) -> tantivy::TantivyDocument {
         let mut doc = self.base(origin, KIND_ROW, timestamp_us);
         doc.add_i64(self.record, i64::from(record));
         doc
@@ -161,13 +134,7 @@ impl StreamSchema {
 
     /// An error row: the raw payload (base64 when not UTF-8), why it failed, and the
     /// Kafka record time as `_timestamp`.
-    pub fn error_row(
-        &self,
-        origin: &RowOrigin<'_>,
-        reason: ErrorReason,
-        detail: &str,
-        payload: &[u8],
-    ) -> tantivy::TantivyDocument {
+    pub fn error_row(&self, origin: &RowOrigin<'_>, reason: ErrorReason, detail: &str, payload: &[u8]) -> tantivy::TantivyDocument {
         let mut doc = self.base(origin, KIND_ERROR, origin.kafka_time_us);
         doc.add_i64(self.record, 0);
         doc.add_text(self.error_reason, reason.as_str());
@@ -185,22 +152,11 @@ impl StreamSchema {
         doc
     }
 
-    fn base(
-        &self,
-        origin: &RowOrigin<'_>,
-        kind: u64,
-        timestamp_us: i64,
-    ) -> tantivy::TantivyDocument {
+    fn base(&self, origin: &RowOrigin<'_>, kind: u64, timestamp_us: i64) -> tantivy::TantivyDocument {
         let mut doc = tantivy::TantivyDocument::new();
         doc.add_u64(self.kind, kind);
-        doc.add_date(
-            self.timestamp,
-            DateTime::from_timestamp_micros(timestamp_us),
-        );
-        doc.add_date(
-            self.ingest_time,
-            DateTime::from_timestamp_micros(origin.ingest_time_us),
-        );
+        doc.add_date(self.timestamp, DateTime::from_timestamp_micros(timestamp_us));
+        doc.add_date(self.ingest_time, DateTime::from_timestamp_micros(origin.ingest_time_us));
         doc.add_text(self.topic, origin.topic);
         doc.add_i64(self.partition, i64::from(origin.partition));
         doc.add_i64(self.offset, origin.offset);
@@ -234,13 +190,7 @@ fn base64(bytes: &[u8]) -> String {
 mod tests {
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
+        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
             assert_eq!(super::base64(input.as_bytes()), want);
         }
         assert_eq!(super::base64(&[0xff, 0xfe, 0x00]), "//4A");

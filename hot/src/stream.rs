@@ -54,29 +54,18 @@ fn holds_no_commit(dir: &Path) -> bool {
     if !dir.join("meta.json").exists() {
         return true;
     }
-    Index::open_in_dir(dir)
-        .and_then(|index| index.load_metas())
-        .is_ok_and(|m| m.payload.is_none() && m.segments.is_empty())
+    Index::open_in_dir(dir).and_then(|index| index.load_metas()).is_ok_and(|m| m.payload.is_none() && m.segments.is_empty())
 }
 
 fn modified_ms(dir: &Path) -> i64 {
-    let modified = std::fs::metadata(dir)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    modified
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    let modified = std::fs::metadata(dir).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+    modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl HotStream {
     /// Opens the stream's folder under `data_dir/hot/`, recovering the checkpoint from
     /// every generation's last commit, and reopening the newest active generation.
-    pub fn open(
-        data_dir: &Path,
-        node_id: &str,
-        stream: &StreamConfig,
-        catalog: HotCatalog,
-    ) -> Result<HotStream> {
+    pub fn open(data_dir: &Path, node_id: &str, stream: &StreamConfig, catalog: HotCatalog) -> Result<HotStream> {
         let dir = data_dir.join("hot").join(&stream.name);
         std::fs::create_dir_all(&dir).map_err(|e| HotError::io(&dir, e))?;
         let schema = Arc::new(StreamSchema::new(stream));
@@ -127,21 +116,13 @@ impl HotStream {
                     warn!(stream = %self.name, generation = %id, folder = %dir.display(), error = %cause,
                         "generation.json is unreadable: serving the generation's committed rows read-only; \
                          this version will not change or remove the folder");
-                    GenerationMeta {
-                        id: id.clone(),
-                        state: GenerationState::Unknown,
-                        created_ms: modified_ms(&dir),
-                        sealed_ms: None,
-                    }
+                    GenerationMeta { id: id.clone(), state: GenerationState::Unknown, created_ms: modified_ms(&dir), sealed_ms: None }
                 }
             };
             let index = Index::open_in_dir(&dir).map_err(|e| self.index_err(&id, e))?;
             let metas = index.load_metas().map_err(|e| self.index_err(&id, e))?;
             let never_committed = metas.payload.is_none() && metas.segments.is_empty();
-            if never_committed
-                && meta.state != GenerationState::Unknown
-                && Some(&id) != newest.as_ref()
-            {
+            if never_committed && meta.state != GenerationState::Unknown && Some(&id) != newest.as_ref() {
                 self.remove_uncommitted(&id, &dir)?;
                 continue;
             }
@@ -154,45 +135,26 @@ impl HotStream {
             }
             let same_schema = index.schema() == *self.schema.schema();
             if meta.state == GenerationState::Unknown {
-                self.catalog.insert(
-                    &self.name,
-                    GenerationHandle::open(&self.name, meta, dir, index)?,
-                );
+                self.catalog.insert(&self.name, GenerationHandle::open(&self.name, meta, dir, index)?);
                 continue;
             }
-            let reopen = meta.state == GenerationState::Active
-                && Some(&id) == newest.as_ref()
-                && same_schema;
+            let reopen = meta.state == GenerationState::Active && Some(&id) == newest.as_ref() && same_schema;
             if reopen {
                 let writer = self.writer(&index, &id)?;
                 let handle = GenerationHandle::open(&self.name, meta.clone(), dir.clone(), index)?;
                 let num_docs = handle.num_docs();
                 self.catalog.insert(&self.name, handle);
                 info!(stream = %self.name, generation = %id, docs = num_docs, "reopened active generation");
-                self.active = Some(ActiveGeneration {
-                    meta,
-                    dir,
-                    writer,
-                    num_docs,
-                    num_bytes: 0,
-                    num_uncommitted: 0,
-                });
+                self.active = Some(ActiveGeneration { meta, dir, writer, num_docs, num_bytes: 0, num_uncommitted: 0 });
             } else {
                 let meta = if meta.state == GenerationState::Active {
-                    let sealed = GenerationMeta {
-                        state: GenerationState::Sealed,
-                        sealed_ms: Some(now_ms()),
-                        ..meta
-                    };
+                    let sealed = GenerationMeta { state: GenerationState::Sealed, sealed_ms: Some(now_ms()), ..meta };
                     sealed.write(&dir)?;
                     sealed
                 } else {
                     meta
                 };
-                self.catalog.insert(
-                    &self.name,
-                    GenerationHandle::open(&self.name, meta, dir, index)?,
-                );
+                self.catalog.insert(&self.name, GenerationHandle::open(&self.name, meta, dir, index)?);
             }
         }
         Ok(())
@@ -228,22 +190,15 @@ impl HotStream {
 
     /// Adds documents in one batch (one hand-over to tantivy's indexing threads);
     /// `num_bytes` counts toward rollover.
-    pub fn add_all(
-        &mut self,
-        docs: impl ExactSizeIterator<Item = TantivyDocument>,
-        num_bytes: u64,
-    ) -> Result<()> {
+    pub fn add_all(&mut self, docs: impl ExactSizeIterator<Item = TantivyDocument>, num_bytes: u64) -> Result<()> {
         let stream = self.name.clone();
         let active = self.active()?;
         let num_docs = docs.len() as u64;
-        active
-            .writer
-            .run(docs.map(UserOperation::Add))
-            .map_err(|source| HotError::Index {
-                stream,
-                generation: active.meta.id.to_string(),
-                source,
-            })?;
+        active.writer.run(docs.map(UserOperation::Add)).map_err(|source| HotError::Index {
+            stream,
+            generation: active.meta.id.to_string(),
+            source,
+        })?;
         active.num_docs += num_docs;
         active.num_uncommitted += num_docs;
         active.num_bytes += num_bytes;
@@ -277,11 +232,7 @@ impl HotStream {
         let name = self.name.clone();
         let active = self.active()?;
         let id = active.meta.id.to_string();
-        let err = |source| HotError::Index {
-            stream: name.clone(),
-            generation: id.clone(),
-            source,
-        };
+        let err = |source| HotError::Index { stream: name.clone(), generation: id.clone(), source };
         let mut prepared = active.writer.prepare_commit().map_err(err)?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(err)?;
@@ -294,9 +245,7 @@ impl HotStream {
     }
 
     fn maybe_roll_over(&mut self) -> Result<()> {
-        let Some(active) = &self.active else {
-            return Ok(());
-        };
+        let Some(active) = &self.active else { return Ok(()) };
         let age = Duration::from_millis((now_ms() - active.meta.created_ms).max(0) as u64);
         let reason = if age >= self.policy.rollover_max_age.0 {
             "max_age"
@@ -315,23 +264,13 @@ impl HotStream {
 
     /// Seals the active generation: committed, read-only from now on.
     fn seal(&mut self, reason: &str) -> Result<()> {
-        let Some(active) = self.active.take() else {
-            return Ok(());
-        };
+        let Some(active) = self.active.take() else { return Ok(()) };
         let id = active.meta.id.clone();
         active
             .writer
             .wait_merging_threads()
-            .map_err(|source| HotError::Index {
-                stream: self.name.clone(),
-                generation: id.to_string(),
-                source,
-            })?;
-        let meta = GenerationMeta {
-            state: GenerationState::Sealed,
-            sealed_ms: Some(now_ms()),
-            ..active.meta
-        };
+            .map_err(|source| HotError::Index { stream: self.name.clone(), generation: id.to_string(), source })?;
+        let meta = GenerationMeta { state: GenerationState::Sealed, sealed_ms: Some(now_ms()), ..active.meta };
         meta.write(&active.dir)?;
         self.catalog.set_meta(&self.name, meta);
         info!(stream = %self.name, generation = %id, docs = active.num_docs, reason, "sealed generation");
@@ -345,11 +284,7 @@ impl HotStream {
             active
                 .writer
                 .wait_merging_threads()
-                .map_err(|source| HotError::Index {
-                    stream: self.name.clone(),
-                    generation: active.meta.id.to_string(),
-                    source,
-                })?;
+                .map_err(|source| HotError::Index { stream: self.name.clone(), generation: active.meta.id.to_string(), source })?;
         }
         Ok(())
     }
@@ -365,45 +300,23 @@ impl HotStream {
         let id = GenerationId::new(&self.node_id, SystemTime::now());
         let dir = generation_dir(&self.dir, &id);
         std::fs::create_dir_all(&dir).map_err(|e| HotError::io(&dir, e))?;
-        let index = Index::create_in_dir(&dir, self.schema.schema().clone())
-            .map_err(|e| self.index_err(&id, e))?;
+        let index = Index::create_in_dir(&dir, self.schema.schema().clone()).map_err(|e| self.index_err(&id, e))?;
         let writer = self.writer(&index, &id)?;
-        let meta = GenerationMeta {
-            id: id.clone(),
-            state: GenerationState::Active,
-            created_ms: now_ms(),
-            sealed_ms: None,
-        };
+        let meta = GenerationMeta { id: id.clone(), state: GenerationState::Active, created_ms: now_ms(), sealed_ms: None };
         meta.write(&dir)?;
-        self.catalog.insert(
-            &self.name,
-            GenerationHandle::open(&self.name, meta.clone(), dir.clone(), index)?,
-        );
+        self.catalog.insert(&self.name, GenerationHandle::open(&self.name, meta.clone(), dir.clone(), index)?);
         info!(stream = %self.name, generation = %id, "created generation");
-        Ok(ActiveGeneration {
-            meta,
-            dir,
-            writer,
-            num_docs: 0,
-            num_bytes: 0,
-            num_uncommitted: 0,
-        })
+        Ok(ActiveGeneration { meta, dir, writer, num_docs: 0, num_bytes: 0, num_uncommitted: 0 })
     }
 
     fn writer(&self, index: &Index, id: &GenerationId) -> Result<IndexWriter<TantivyDocument>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(2);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
         index
             .writer_with_num_threads(threads, threads * WRITER_MEMORY_PER_THREAD)
             .map_err(|e| self.index_err(id, e))
     }
 
     fn index_err(&self, id: &GenerationId, source: tantivy::TantivyError) -> HotError {
-        HotError::Index {
-            stream: self.name.clone(),
-            generation: id.to_string(),
-            source,
-        }
+        HotError::Index { stream: self.name.clone(), generation: id.to_string(), source }
     }
 }

@@ -15,10 +15,7 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(limit: u64) -> Budget {
-        Budget {
-            in_flight: Arc::new(AtomicU64::new(0)),
-            limit,
-        }
+        Budget { in_flight: Arc::new(AtomicU64::new(0)), limit }
     }
 
     pub fn charge(&self, bytes: u64) {

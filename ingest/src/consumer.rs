@@ -81,12 +81,7 @@ impl ClientContext for IngestContext {
 }
 
 impl ConsumerContext for IngestContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         self.reassigned.store(true, Ordering::Release);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -139,22 +134,16 @@ impl IngestContext {
     fn group_offsets(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
         let checkpoint = self.hot_checkpoint();
         let floors = self.floors.lock().expect("floors lock poisoned");
-        let unknown = self
-            .group_unknown
-            .lock()
-            .expect("group_unknown lock poisoned");
+        let unknown = self.group_unknown.lock().expect("group_unknown lock poisoned");
         let mut out = TopicPartitionList::new();
         for elem in tpl.elements() {
             let key = (elem.topic().to_string(), elem.partition());
             if unknown.contains(&key) {
                 continue;
             }
-            let next = checkpoint
-                .next_offset(elem.topic(), elem.partition())
-                .max(floors.get(&key).copied());
+            let next = checkpoint.next_offset(elem.topic(), elem.partition()).max(floors.get(&key).copied());
             if let Some(next) = next {
-                let _ =
-                    out.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
+                let _ = out.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
             }
         }
         out
@@ -166,9 +155,7 @@ impl IngestContext {
         pending[route].push(record);
         if pending[route].len() >= BATCH_RECORDS {
             let batch = std::mem::take(&mut pending[route]);
-            self.indexers[route]
-                .send(Command::Index(batch))
-                .map_err(|_| "an indexer stopped".to_string())?;
+            self.indexers[route].send(Command::Index(batch)).map_err(|_| "an indexer stopped".to_string())?;
         }
         Ok(())
     }
@@ -179,20 +166,14 @@ impl IngestContext {
         for (route, batch) in pending.iter_mut().enumerate() {
             if !batch.is_empty() {
                 let batch = std::mem::take(batch);
-                self.indexers[route]
-                    .send(Command::Index(batch))
-                    .map_err(|_| "an indexer stopped".to_string())?;
+                self.indexers[route].send(Command::Index(batch)).map_err(|_| "an indexer stopped".to_string())?;
             }
         }
         Ok(())
     }
 
     fn hot_checkpoint(&self) -> Checkpoint {
-        self.committed
-            .lock()
-            .expect("committed lock poisoned")
-            .checkpoint
-            .clone()
+        self.committed.lock().expect("committed lock poisoned").checkpoint.clone()
     }
 
     fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
@@ -205,16 +186,9 @@ impl IngestContext {
                 None
             }
         };
-        let partitions: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+        let partitions: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
         let mut floors = self.floors.lock().expect("floors lock poisoned");
-        let mut unknown = self
-            .group_unknown
-            .lock()
-            .expect("group_unknown lock poisoned");
+        let mut unknown = self.group_unknown.lock().expect("group_unknown lock poisoned");
         floors.clear();
         unknown.clear();
         for (topic, partition) in partitions {
@@ -237,11 +211,7 @@ impl IngestContext {
                 floors.insert((topic.clone(), partition), start);
                 // Before any record of the new assignment: the channel keeps the order.
                 if let Some(&route) = self.routes.get(&topic) {
-                    let _ = self.indexers[route].send(Command::Start {
-                        topic: Arc::from(topic.as_str()),
-                        partition,
-                        offset: start,
-                    });
+                    let _ = self.indexers[route].send(Command::Start { topic: Arc::from(topic.as_str()), partition, offset: start });
                 }
             }
         }
@@ -253,11 +223,7 @@ impl IngestContext {
         if let Err(e) = self.send_pending() {
             error!(error = %e, "cannot hand polled records to the indexers before release");
         }
-        let mut involved: Vec<usize> = tpl
-            .elements()
-            .iter()
-            .filter_map(|e| self.routes.get(e.topic()).copied())
-            .collect();
+        let mut involved: Vec<usize> = tpl.elements().iter().filter_map(|e| self.routes.get(e.topic()).copied()).collect();
         involved.sort_unstable();
         involved.dedup();
         let replies: Vec<_> = involved
@@ -269,16 +235,11 @@ impl IngestContext {
             .collect();
         let deadline = started + self.flush_timeout;
         for reply in replies {
-            if reply
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .is_err()
-            {
+            if reply.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_err() {
                 // Releasing now keeps this node in the group; the next owner re-reads what
                 // was not committed here, and this node drops it if it comes back.
-                error!(
-                    timeout_ms = self.flush_timeout.as_millis() as u64,
-                    "an indexer did not commit in time on revocation (2/3 of max.poll.interval.ms); releasing anyway"
-                );
+                error!(timeout_ms = self.flush_timeout.as_millis() as u64,
+                    "an indexer did not commit in time on revocation (2/3 of max.poll.interval.ms); releasing anyway");
             }
         }
         let offsets = self.group_offsets(tpl);
@@ -289,11 +250,7 @@ impl IngestContext {
                 warn!(error = %e, "committing group offsets on revocation failed");
             }
         }
-        info!(
-            partitions = tpl.count(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "partitions revoked after commit"
-        );
+        info!(partitions = tpl.count(), took_ms = started.elapsed().as_millis() as u64, "partitions revoked after commit");
     }
 }
 
@@ -318,9 +275,7 @@ pub(crate) fn run(
     let ctx = consumer.context();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     if !topic_refs.is_empty() {
-        consumer
-            .subscribe(&topic_refs)
-            .map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
+        consumer.subscribe(&topic_refs).map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
     }
     // Some brokers (tansu 0.6) keep a crashed member as group leader and then hand the
     // survivors an empty assignment forever. Rejoining after the dead member's session
@@ -344,14 +299,9 @@ pub(crate) fn run(
         if ctx.num_assigned.load(Ordering::Acquire) > 0 {
             rejoin_after = REJOIN_AFTER;
         } else if !topic_refs.is_empty() && without_partitions_since.elapsed() > rejoin_after {
-            warn!(
-                waited_s = rejoin_after.as_secs(),
-                "no partitions assigned; rejoining the consumer group"
-            );
+            warn!(waited_s = rejoin_after.as_secs(), "no partitions assigned; rejoining the consumer group");
             consumer.unsubscribe();
-            consumer
-                .subscribe(&topic_refs)
-                .map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
+            consumer.subscribe(&topic_refs).map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
             without_partitions_since = Instant::now();
             rejoin_after = (rejoin_after * 2).min(REJOIN_AFTER_MAX);
         }
@@ -367,32 +317,20 @@ pub(crate) fn run(
         match consumer.poll(Duration::from_millis(100)) {
             None => ctx.send_pending()?,
             Some(Ok(msg)) => {
-                let Some(&route) = ctx.routes.get(msg.topic()) else {
-                    continue;
-                };
-                let topic = topics
-                    .entry(msg.topic().to_string())
-                    .or_insert_with(|| Arc::from(msg.topic()))
-                    .clone();
+                let Some(&route) = ctx.routes.get(msg.topic()) else { continue };
+                let topic = topics.entry(msg.topic().to_string()).or_insert_with(|| Arc::from(msg.topic())).clone();
                 let payload = msg.payload().unwrap_or_default().to_vec();
                 budget.charge(payload.len() as u64);
-                let kafka_time_us = msg
-                    .timestamp()
-                    .to_millis()
-                    .map_or_else(crate::indexer::now_us, |ms| ms * 1000);
+                let kafka_time_us = msg.timestamp().to_millis().map_or_else(crate::indexer::now_us, |ms| ms * 1000);
                 let record = Record {
                     topic,
                     partition: msg.partition(),
                     offset: msg.offset(),
-                    key: msg
-                        .key()
-                        .and_then(|k| std::str::from_utf8(k).ok())
-                        .map(str::to_string),
+                    key: msg.key().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_string),
                     kafka_time_us,
                     payload,
                 };
-                ctx.push(route, record)
-                    .map_err(|e| format!("topic '{}': {e}", msg.topic()))?;
+                ctx.push(route, record).map_err(|e| format!("topic '{}': {e}", msg.topic()))?;
                 last_poll_error = None;
             }
             Some(Err(e)) => {
@@ -408,9 +346,7 @@ pub(crate) fn run(
 /// distinct error once, and again every 30 s while it lasts.
 fn log_poll_error(e: KafkaError, last: &mut Option<(String, Instant)>) {
     let text = e.to_string();
-    let repeat = last
-        .as_ref()
-        .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
+    let repeat = last.as_ref().is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
     if !repeat {
         warn!(error = %text, "kafka poll error; retrying");
         *last = Some((text, Instant::now()));
@@ -418,22 +354,13 @@ fn log_poll_error(e: KafkaError, last: &mut Option<(String, Instant)>) {
 }
 
 fn set_paused(consumer: &BaseConsumer<IngestContext>, pause: bool) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
+    let Ok(assignment) = consumer.assignment() else { return };
     if assignment.count() == 0 {
         return;
     }
-    let result = if pause {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
+    let result = if pause { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
     match result {
-        Ok(()) if pause => info!(
-            partitions = assignment.count(),
-            "indexers behind: partitions paused"
-        ),
+        Ok(()) if pause => info!(partitions = assignment.count(), "indexers behind: partitions paused"),
         Ok(()) => info!(partitions = assignment.count(), "partitions resumed"),
         Err(e) => warn!(error = %e, pause, "pause/resume failed"),
     }
@@ -442,29 +369,18 @@ fn set_paused(consumer: &BaseConsumer<IngestContext>, pause: bool) {
 /// Tells the group what the indexers made durable, for the assigned partitions.
 fn commit_group_offsets(consumer: &BaseConsumer<IngestContext>) {
     {
-        let mut shared = consumer
-            .context()
-            .committed
-            .lock()
-            .expect("committed lock poisoned");
+        let mut shared = consumer.context().committed.lock().expect("committed lock poisoned");
         if !shared.dirty {
             return;
         }
         shared.dirty = false;
     }
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
+    let Ok(assignment) = consumer.assignment() else { return };
     let offsets = consumer.context().group_offsets(&assignment);
     if offsets.count() > 0 {
         if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
             warn!(error = %e, "committing group offsets failed; retrying after the next index commit");
-            consumer
-                .context()
-                .committed
-                .lock()
-                .expect("committed lock poisoned")
-                .dirty = true;
+            consumer.context().committed.lock().expect("committed lock poisoned").dirty = true;
         }
     }
 }
@@ -472,8 +388,6 @@ fn commit_group_offsets(consumer: &BaseConsumer<IngestContext>) {
 /// Commits every indexer and then the group offsets of the whole assignment (shutdown).
 pub(crate) fn flush_all(consumer: &BaseConsumer<IngestContext>) {
     if let Ok(assignment) = consumer.assignment() {
-        consumer
-            .context()
-            .flush_before_release(consumer, &assignment);
+        consumer.context().flush_before_release(consumer, &assignment);
     }
 }

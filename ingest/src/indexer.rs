@@ -34,11 +34,7 @@ pub enum Command {
     Flush(Sender<Checkpoint>),
     /// The partition was assigned here starting at `offset`: everything before it is
     /// consumed (here or by another node), and records below it are redeliveries.
-    Start {
-        topic: Arc<str>,
-        partition: i32,
-        offset: i64,
-    },
+    Start { topic: Arc<str>, partition: i32, offset: i64 },
 }
 
 /// Where indexers publish what they committed, for the consumer to commit to the group.
@@ -55,10 +51,7 @@ impl Committed {
     /// The state shared by the consumer and the indexers, starting from the hot tier's
     /// recovered checkpoint.
     pub fn shared(initial: Checkpoint) -> SharedCommitted {
-        Arc::new(Mutex::new(Committed {
-            checkpoint: initial,
-            dirty: false,
-        }))
+        Arc::new(Mutex::new(Committed { checkpoint: initial, dirty: false }))
     }
 }
 
@@ -126,16 +119,7 @@ impl Indexer {
         commit_interval: Duration,
     ) -> Indexer {
         let metrics = StreamMetrics::new(metrics, stream.name());
-        Indexer {
-            stream,
-            decoder,
-            budget,
-            committed,
-            metrics,
-            commit_interval,
-            newest_event_us: None,
-            newest_committed_event_us: None,
-        }
+        Indexer { stream, decoder, budget, committed, metrics, commit_interval, newest_event_us: None, newest_committed_event_us: None }
     }
 
     /// Runs until every sender is gone, then commits and closes the stream.
@@ -146,11 +130,7 @@ impl Indexer {
             let wait = next_commit.saturating_duration_since(Instant::now());
             match commands.recv_timeout(wait) {
                 Ok(Command::Index(records)) => self.index(records, &mut docs),
-                Ok(Command::Start {
-                    topic,
-                    partition,
-                    offset,
-                }) => self.stream.advance(&topic, partition, offset),
+                Ok(Command::Start { topic, partition, offset }) => self.stream.advance(&topic, partition, offset),
                 Ok(Command::Flush(reply)) => {
                     self.commit();
                     let _ = reply.send(self.stream.committed().clone());
@@ -179,10 +159,7 @@ impl Indexer {
         let before = records.len();
         let mut redelivered_bytes = 0;
         records.retain(|r| {
-            let fresh = self
-                .stream
-                .next_offset(&r.topic, r.partition)
-                .is_none_or(|next| r.offset >= next);
+            let fresh = self.stream.next_offset(&r.topic, r.partition).is_none_or(|next| r.offset >= next);
             if fresh {
                 self.stream.advance(&r.topic, r.partition, r.offset + 1);
             } else {
@@ -214,10 +191,7 @@ impl Indexer {
                 }
             }
             for doc in &docs[first..] {
-                if let Some(ts) = doc
-                    .get_first(ts_field)
-                    .and_then(|v| tantivy::schema::Value::as_datetime(&v))
-                {
+                if let Some(ts) = doc.get_first(ts_field).and_then(|v| tantivy::schema::Value::as_datetime(&v)) {
                     let us = ts.into_timestamp_micros();
                     self.newest_event_us = Some(self.newest_event_us.map_or(us, |n| n.max(us)));
                 }
@@ -240,9 +214,7 @@ impl Indexer {
         let started = Instant::now();
         match self.stream.commit() {
             Ok(Some(checkpoint)) => {
-                self.metrics
-                    .commit_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
                 self.newest_committed_event_us = self.newest_event_us;
                 let mut shared = self.committed.lock().expect("committed lock poisoned");
                 shared.checkpoint.merge(&checkpoint);
@@ -258,8 +230,5 @@ impl Indexer {
 }
 
 pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64
 }

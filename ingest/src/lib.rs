@@ -14,6 +14,6 @@ mod produce;
 
 pub use decode::{DecodeError, Decoder, TimestampRule};
 pub use error::{IngestError, Result};
-pub use kafka::{BrokerInfo, client_config, ensure_topic, probe_brokers};
 pub use pipeline::{Ingest, IngestOptions};
+pub use kafka::{BrokerInfo, client_config, ensure_topic, probe_brokers};
 pub use produce::{Compression, ProduceReport, Publisher};

@@ -32,9 +32,7 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions {
-            buffer_bytes: 256 << 20,
-        }
+        IngestOptions { buffer_bytes: 256 << 20 }
     }
 }
 
@@ -60,9 +58,7 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 fn flush_timeout(client: &rdkafka::ClientConfig) -> Result<Duration> {
     let value = client.get("max.poll.interval.ms").unwrap_or("300000");
     let ms: u64 = value.parse().map_err(|_| {
-        IngestError::Config(format!(
-            "kafka.properties.\"max.poll.interval.ms\": '{value}' is not a number of milliseconds"
-        ))
+        IngestError::Config(format!("kafka.properties.\"max.poll.interval.ms\": '{value}' is not a number of milliseconds"))
     })?;
     Ok(Duration::from_millis(ms * 2 / 3))
 }
@@ -76,22 +72,12 @@ pub struct Ingest {
 
 impl Ingest {
     /// Opens every stream's hot tier under `data_dir`, then starts consuming.
-    pub fn start(
-        config: &Config,
-        catalog: HotCatalog,
-        metrics: Metrics,
-        options: IngestOptions,
-    ) -> Result<Ingest> {
+    pub fn start(config: &Config, catalog: HotCatalog, metrics: Metrics, options: IngestOptions) -> Result<Ingest> {
         let budget = Budget::new(options.buffer_bytes);
         let mut initial = Checkpoint::new();
         let mut opened = Vec::new();
         for stream_config in &config.streams {
-            let stream = HotStream::open(
-                &config.node.data_dir,
-                &config.node.id,
-                stream_config,
-                catalog.clone(),
-            )?;
+            let stream = HotStream::open(&config.node.data_dir, &config.node.id, stream_config, catalog.clone())?;
             initial.merge(stream.committed());
             opened.push((stream_config, stream));
         }
@@ -124,28 +110,17 @@ impl Ingest {
 
         let kafka = &config.kafka;
         let mut client = client_config(kafka);
-        client
-            .set("group.id", &kafka.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+        client.set("group.id", &kafka.group_id).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
         for (key, value) in CONSUMER_DEFAULTS {
             if !kafka.properties.contains_key(*key) {
                 client.set(*key, *value);
             }
         }
         let ctx = IngestContext::new(routes, senders, committed, metrics, flush_timeout(&client)?);
-        let consumer: BaseConsumer<IngestContext> =
-            client
-                .create_with_context(ctx)
-                .map_err(|source| IngestError::Client {
-                    brokers: kafka.brokers.clone(),
-                    source,
-                })?;
-        let topics: Vec<String> = config
-            .streams
-            .iter()
-            .flat_map(|s| s.topics.iter().cloned())
-            .collect();
+        let consumer: BaseConsumer<IngestContext> = client
+            .create_with_context(ctx)
+            .map_err(|source| IngestError::Client { brokers: kafka.brokers.clone(), source })?;
+        let topics: Vec<String> = config.streams.iter().flat_map(|s| s.topics.iter().cloned()).collect();
         info!(group = %kafka.group_id, topics = ?topics, "consuming");
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -161,11 +136,7 @@ impl Ingest {
                 result
             })
             .map_err(|e| IngestError::Thread(e.to_string()))?;
-        Ok(Ingest {
-            stop,
-            consumer,
-            indexers,
-        })
+        Ok(Ingest { stop, consumer, indexers })
     }
 
     /// Whether the pipeline stopped by itself (an indexer or the consumer failed).

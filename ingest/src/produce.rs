@@ -57,8 +57,7 @@ impl ProducerContext for Counting {
         match result {
             Ok(msg) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
-                self.delivered_bytes
-                    .fetch_add(msg.payload_len() as u64, Ordering::Relaxed);
+                self.delivered_bytes.fetch_add(msg.payload_len() as u64, Ordering::Relaxed);
             }
             Err((err, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -79,15 +78,8 @@ impl Publisher {
             .set("message.timeout.ms", "120000");
         let producer = config
             .create_with_context(Counting::default())
-            .map_err(|source| IngestError::Client {
-                brokers: kafka.brokers.clone(),
-                source,
-            })?;
-        Ok(Publisher {
-            producer,
-            topic: topic.to_string(),
-            started: Instant::now(),
-        })
+            .map_err(|source| IngestError::Client { brokers: kafka.brokers.clone(), source })?;
+        Ok(Publisher { producer, topic: topic.to_string(), started: Instant::now() })
     }
 
     /// Queues one message; waits while the local queue is full.
@@ -103,12 +95,7 @@ impl Publisher {
                     record = back;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err((source, _)) => {
-                    return Err(IngestError::Publish {
-                        topic: self.topic.clone(),
-                        source,
-                    });
-                }
+                Err((source, _)) => return Err(IngestError::Publish { topic: self.topic.clone(), source }),
             }
         }
     }
@@ -122,10 +109,7 @@ impl Publisher {
     pub fn finish(self, timeout: Duration) -> Result<ProduceReport> {
         self.producer
             .flush(timeout)
-            .map_err(|source| IngestError::Publish {
-                topic: self.topic.clone(),
-                source,
-            })?;
+            .map_err(|source| IngestError::Publish { topic: self.topic.clone(), source })?;
         let ctx = self.producer.context();
         Ok(ProduceReport {
             num_messages: ctx.delivered.load(Ordering::Relaxed),
@@ -157,12 +141,8 @@ impl FromStr for Compression {
             "gzip" => Ok(Compression::Gzip),
             "lz4" => Ok(Compression::Lz4),
             "zstd" => Ok(Compression::Zstd),
-            "snappy" => {
-                Err("snappy is not supported: the tansu broker corrupts snappy batches".into())
-            }
-            other => Err(format!(
-                "unknown compression '{other}' (none, gzip, lz4, zstd)"
-            )),
+            "snappy" => Err("snappy is not supported: the tansu broker corrupts snappy batches".into()),
+            other => Err(format!("unknown compression '{other}' (none, gzip, lz4, zstd)")),
         }
     }
 }

@@ -43,40 +43,24 @@ fn decoder(name: &str) -> Decoder {
     Decoder::new(stream, Arc::new(StreamSchema::new(stream)))
 }
 
-const ORIGIN: RowOrigin<'static> = RowOrigin {
-    topic: "t",
-    partition: 2,
-    offset: 41,
-    key: Some("k"),
-    kafka_time_us: 1_700_000_000_000_000,
-    ingest_time_us: 1,
-};
+const ORIGIN: RowOrigin<'static> =
+    RowOrigin { topic: "t", partition: 2, offset: 41, key: Some("k"), kafka_time_us: 1_700_000_000_000_000, ingest_time_us: 1 };
 
 /// The documents of one payload as JSON objects (field → array of values).
 fn decode(d: &Decoder, payload: &[u8]) -> Vec<Value> {
     let mut out = Vec::new();
     d.decode(&ORIGIN, payload, &mut out);
-    out.iter()
-        .map(|doc| {
-            serde_json::from_str(&tantivy::Document::to_json(doc, d.schema().schema())).unwrap()
-        })
-        .collect()
+    out.iter().map(|doc| serde_json::from_str(&tantivy::Document::to_json(doc, d.schema().schema())).unwrap()).collect()
 }
 
 fn dataset(rel: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/datasets")
-        .join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets").join(rel);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut bytes = Vec::new();
     if rel.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(file)
-            .read_to_end(&mut bytes)
-            .unwrap();
+        flate2::read::MultiGzDecoder::new(file).read_to_end(&mut bytes).unwrap();
     } else {
-        std::io::BufReader::new(file)
-            .read_to_end(&mut bytes)
-            .unwrap();
+        std::io::BufReader::new(file).read_to_end(&mut bytes).unwrap();
     }
     bytes
 }
@@ -85,10 +69,7 @@ fn dataset(rel: &str) -> Vec<u8> {
 fn zeek_dns_rows() {
     let d = decoder("dns");
     let data = dataset("zeek/dns.json.gz");
-    let lines: Vec<&[u8]> = data
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 53_615);
     let mut num_rows = 0;
     for line in &lines {
@@ -113,19 +94,12 @@ fn zeek_dns_rows() {
     assert_eq!(doc["_key"][0], "k");
     // `ts` became `_timestamp`; tantivy prints dates as RFC 3339.
     let ts = first["ts"].as_str().unwrap();
-    assert_eq!(
-        doc["_timestamp"][0].as_str().unwrap().trim_end_matches('Z'),
-        ts.trim_end_matches('Z')
-    );
+    assert_eq!(doc["_timestamp"][0].as_str().unwrap().trim_end_matches('Z'), ts.trim_end_matches('Z'));
     // Undeclared keys are in `_attributes`, declared and time keys are not.
     let attributes = &doc["_attributes"][0];
     assert_eq!(attributes["uid"], first["uid"]);
     assert_eq!(attributes["id.resp_h"], first["id.resp_h"]);
-    assert!(
-        attributes.get("query").is_none()
-            && attributes.get("ts").is_none()
-            && attributes.get("id.orig_h").is_none()
-    );
+    assert!(attributes.get("query").is_none() && attributes.get("ts").is_none() && attributes.get("id.orig_h").is_none());
 }
 
 #[test]
@@ -153,10 +127,7 @@ fn otlp_sample_request() {
     assert_eq!(a["map.attribute"]["some.map.key"], "some value");
     assert_eq!(a["resource"]["service.name"], "my.service");
     assert_eq!(a["scope"]["name"], "my.library");
-    assert_eq!(
-        a["scope"]["attributes"]["my.scope.attribute"],
-        "some scope attribute"
-    );
+    assert_eq!(a["scope"]["attributes"]["my.scope.attribute"], "some scope attribute");
 }
 
 #[test]
@@ -168,125 +139,47 @@ fn otlp_rows_are_numbered_within_a_message() {
         { "scopeLogs": [ { "logRecords": [record("c")] } ] },
     ]});
     let docs = decode(&d, request.to_string().as_bytes());
-    let got: Vec<_> = docs
-        .iter()
-        .map(|d| (d["_record"][0].clone(), d["body"][0].clone()))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            (json!(0), json!("a")),
-            (json!(1), json!("b")),
-            (json!(2), json!("c"))
-        ]
-    );
+    let got: Vec<_> = docs.iter().map(|d| (d["_record"][0].clone(), d["body"][0].clone())).collect();
+    assert_eq!(got, vec![(json!(0), json!("a")), (json!(1), json!("b")), (json!(2), json!("c"))]);
 }
 
 #[test]
 fn text_line_is_the_message() {
     let d = decoder("lines");
-    let docs = decode(
-        &d,
-        b"[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok",
-    );
-    assert_eq!(
-        docs[0]["message"],
-        json!(["[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok"])
-    );
-    assert_eq!(
-        docs[0]["_timestamp"],
-        json!(["2023-11-14T22:13:20Z"]),
-        "the Kafka record time"
-    );
+    let docs = decode(&d, b"[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok");
+    assert_eq!(docs[0]["message"], json!(["[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok"]));
+    assert_eq!(docs[0]["_timestamp"], json!(["2023-11-14T22:13:20Z"]), "the Kafka record time");
 }
 
 /// Each malformed kind becomes exactly one error row with its reason and raw payload.
 #[test]
 fn malformed_messages_become_error_rows() {
     let cases: Vec<(&str, Vec<u8>, ErrorReason, &str)> = vec![
-        (
-            "lines",
-            b"caf\xe9".to_vec(),
-            ErrorReason::InvalidUtf8,
-            "invalid UTF-8 at byte 3",
-        ),
-        (
-            "dns",
-            b"{\"query\": \"\xff\"}".to_vec(),
-            ErrorReason::InvalidUtf8,
-            "invalid UTF-8 at byte 11",
-        ),
-        (
-            "dns",
-            b"{\"query\": ".to_vec(),
-            ErrorReason::InvalidJson,
-            "EOF while parsing a value at line 1 column 10",
-        ),
-        (
-            "dns",
-            b"[1, 2]".to_vec(),
-            ErrorReason::InvalidJson,
-            "expected a JSON object, got an array",
-        ),
-        (
-            "dns",
-            br#"{"id.orig_p": "53"}"#.to_vec(),
-            ErrorReason::WrongType,
-            "field 'id.orig_p' is declared i64 but the message has a string \"53\"",
-        ),
-        (
-            "dns",
-            br#"{"rtt": 1.5, "RD": "yes"}"#.to_vec(),
-            ErrorReason::WrongType,
-            "field 'RD' is declared bool but the message has a string \"yes\"",
-        ),
-        (
-            "dns",
-            br#"{"ts": "yesterday"}"#.to_vec(),
-            ErrorReason::BadTimestamp,
-            "field 'ts': 'yesterday' is not an RFC 3339 timestamp",
-        ),
-        (
-            "dns",
-            vec![b' '; 5000],
-            ErrorReason::TooLarge,
-            "5000 bytes, more than max_message_bytes (4096)",
-        ),
-        (
-            "otel",
-            br#"{"resourceLogs": 7}"#.to_vec(),
-            ErrorReason::InvalidOtlp,
-            "invalid type: integer `7`, expected a sequence at line 1 column 18",
-        ),
-        (
-            "otel",
-            br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "soon"}]}]}]}"#
-                .to_vec(),
-            ErrorReason::InvalidOtlp,
-            "bad nanosecond time 'soon'",
-        ),
+        ("lines", b"caf\xe9".to_vec(), ErrorReason::InvalidUtf8, "invalid UTF-8 at byte 3"),
+        ("dns", b"{\"query\": \"\xff\"}".to_vec(), ErrorReason::InvalidUtf8, "invalid UTF-8 at byte 11"),
+        ("dns", b"{\"query\": ".to_vec(), ErrorReason::InvalidJson, "EOF while parsing a value at line 1 column 10"),
+        ("dns", b"[1, 2]".to_vec(), ErrorReason::InvalidJson, "expected a JSON object, got an array"),
+        ("dns", br#"{"id.orig_p": "53"}"#.to_vec(), ErrorReason::WrongType, "field 'id.orig_p' is declared i64 but the message has a string \"53\""),
+        ("dns", br#"{"rtt": 1.5, "RD": "yes"}"#.to_vec(), ErrorReason::WrongType, "field 'RD' is declared bool but the message has a string \"yes\""),
+        ("dns", br#"{"ts": "yesterday"}"#.to_vec(), ErrorReason::BadTimestamp, "field 'ts': 'yesterday' is not an RFC 3339 timestamp"),
+        ("dns", vec![b' '; 5000], ErrorReason::TooLarge, "5000 bytes, more than max_message_bytes (4096)"),
+        ("otel", br#"{"resourceLogs": 7}"#.to_vec(), ErrorReason::InvalidOtlp, "invalid type: integer `7`, expected a sequence at line 1 column 18"),
+        ("otel", br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "soon"}]}]}]}"#.to_vec(), ErrorReason::InvalidOtlp, "bad nanosecond time 'soon'"),
     ];
     for (stream, payload, reason, detail) in cases {
         let d = decoder(stream);
         let mut out = Vec::new();
-        let err = d
-            .decode(&ORIGIN, &payload, &mut out)
-            .unwrap_or_else(|| panic!("accepted: {}", String::from_utf8_lossy(&payload)));
+        let err = d.decode(&ORIGIN, &payload, &mut out).unwrap_or_else(|| panic!("accepted: {}", String::from_utf8_lossy(&payload)));
         assert_eq!((err.reason, err.detail.as_str()), (reason, detail));
         assert_eq!(out.len(), 1);
-        let doc: Value =
-            serde_json::from_str(&tantivy::Document::to_json(&out[0], d.schema().schema()))
-                .unwrap();
+        let doc: Value = serde_json::from_str(&tantivy::Document::to_json(&out[0], d.schema().schema())).unwrap();
         assert_eq!(doc["_kind"], json!([1]));
         assert_eq!(doc["_error_reason"], json!([reason.as_str()]));
         assert_eq!(doc["_offset"], json!([41]));
         // The payload is kept: as text when UTF-8, else base64.
         let (stored, encoding) = (&doc["_payload"][0], &doc["_payload_encoding"][0]);
         match std::str::from_utf8(&payload) {
-            Ok(text) => assert_eq!(
-                (stored.as_str().unwrap(), encoding.as_str().unwrap()),
-                (text, "utf8")
-            ),
+            Ok(text) => assert_eq!((stored.as_str().unwrap(), encoding.as_str().unwrap()), (text, "utf8")),
             Err(_) => assert_eq!(encoding, "base64"),
         }
     }

@@ -13,10 +13,7 @@ pub enum Grant {
     /// Every stream: no users are configured, or the user has `streams = ["*"]`.
     All,
     /// Only these streams (and their error tables).
-    Streams {
-        user: String,
-        streams: Arc<BTreeSet<String>>,
-    },
+    Streams { user: String, streams: Arc<BTreeSet<String>> },
 }
 
 impl Grant {
@@ -54,14 +51,8 @@ pub struct Access {
 
 impl Access {
     pub fn new(config: &QueryConfig) -> Access {
-        let users = config
-            .users
-            .iter()
-            .map(|u| (u.clone(), Access::grant_for(u)))
-            .collect();
-        Access {
-            users: Arc::new(users),
-        }
+        let users = config.users.iter().map(|u| (u.clone(), Access::grant_for(u))).collect();
+        Access { users: Arc::new(users) }
     }
 
     /// The grant a configured user holds.
@@ -69,10 +60,7 @@ impl Access {
         if user.streams.iter().any(|s| s == ALL_STREAMS) {
             Grant::All
         } else {
-            Grant::Streams {
-                user: user.name.clone(),
-                streams: Arc::new(user.streams.iter().cloned().collect()),
-            }
+            Grant::Streams { user: user.name.clone(), streams: Arc::new(user.streams.iter().cloned().collect()) }
         }
     }
 
@@ -87,10 +75,7 @@ impl Access {
             return Ok(Grant::All);
         }
         let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(Denied::MissingToken)?;
@@ -107,10 +92,7 @@ impl Access {
     /// The password a PostgreSQL user must present; `None` when the user is unknown or
     /// has only a token.
     pub fn password_of(&self, user: &str) -> Option<&Secret> {
-        self.users
-            .iter()
-            .find(|(u, _)| u.name == user)
-            .and_then(|(u, _)| u.password.as_ref())
+        self.users.iter().find(|(u, _)| u.name == user).and_then(|(u, _)| u.password.as_ref())
     }
 
     /// The grant of an already authenticated PostgreSQL user.
@@ -118,10 +100,7 @@ impl Access {
         if self.is_open() {
             return Some(Grant::All);
         }
-        self.users
-            .iter()
-            .find(|(u, _)| u.name == user && u.password.is_some())
-            .map(|(_, g)| g.clone())
+        self.users.iter().find(|(u, _)| u.name == user && u.password.is_some()).map(|(_, g)| g.clone())
     }
 }
 
@@ -136,23 +115,16 @@ mod tests {
     use super::*;
 
     fn access() -> Access {
-        let user = |name: &str, token: Option<&str>, password: Option<&str>, streams: &[&str]| {
-            UserConfig {
-                name: name.into(),
-                token: token.map(Secret::new),
-                password: password.map(Secret::new),
-                streams: streams.iter().map(|s| s.to_string()).collect(),
-            }
+        let user = |name: &str, token: Option<&str>, password: Option<&str>, streams: &[&str]| UserConfig {
+            name: name.into(),
+            token: token.map(Secret::new),
+            password: password.map(Secret::new),
+            streams: streams.iter().map(|s| s.to_string()).collect(),
         };
         Access::new(&QueryConfig {
             users: vec![
                 user("ops", Some("token-ops-1"), None, &["*"]),
-                user(
-                    "bi",
-                    Some("token-bi-22"),
-                    Some("pw-bi-333"),
-                    &["app", "web"],
-                ),
+                user("bi", Some("token-bi-22"), Some("pw-bi-333"), &["app", "web"]),
             ],
             ..QueryConfig::default()
         })
@@ -170,10 +142,7 @@ mod tests {
         let a = access();
         assert_eq!(a.bearer(None), Err(Denied::MissingToken));
         assert_eq!(a.bearer(Some("Basic abc")), Err(Denied::MissingToken));
-        assert_eq!(
-            a.bearer(Some("Bearer token-ops-")),
-            Err(Denied::InvalidToken)
-        );
+        assert_eq!(a.bearer(Some("Bearer token-ops-")), Err(Denied::InvalidToken));
         assert_eq!(a.bearer(Some("Bearer token-ops-1")), Ok(Grant::All));
         let bi = a.bearer(Some("Bearer token-bi-22")).unwrap();
         assert!(bi.allows("app") && bi.allows("web") && !bi.allows("secret"));
@@ -185,11 +154,7 @@ mod tests {
         assert_eq!(a.password_of("bi").map(Secret::expose), Some("pw-bi-333"));
         assert_eq!(a.password_of("ops"), None);
         assert_eq!(a.password_of("nobody"), None);
-        assert_eq!(
-            a.grant_of("ops"),
-            None,
-            "ops has no password, so no pg access"
-        );
+        assert_eq!(a.grant_of("ops"), None, "ops has no password, so no pg access");
         assert!(matches!(a.grant_of("bi"), Some(Grant::Streams { .. })));
     }
 }

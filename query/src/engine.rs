@@ -126,8 +126,7 @@ impl QueryEngine {
         catalog: &HotCatalog,
         metrics: &Metrics,
     ) -> Result<QueryEngine, QueryError> {
-        let internal =
-            |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, e.to_string());
+        let internal = |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, e.to_string());
         // Sorts, aggregations and joins spill to the temp folder past the pool; what
         // cannot spill fails with ResourcesExhausted instead of growing. One pool for
         // every session: the limit is the node's.
@@ -140,17 +139,9 @@ impl QueryEngine {
             let schema = StreamSchema::new(stream);
             for (name, kind) in [
                 (stream.name.clone(), TableKind::Rows),
-                (
-                    format!("{}{ERROR_TABLE_SUFFIX}", stream.name),
-                    TableKind::Errors,
-                ),
+                (format!("{}{ERROR_TABLE_SUFFIX}", stream.name), TableKind::Errors),
             ] {
-                let table = Arc::new(StreamTable::new(
-                    &stream.name,
-                    &schema,
-                    kind,
-                    catalog.clone(),
-                ));
+                let table = Arc::new(StreamTable::new(&stream.name, &schema, kind, catalog.clone()));
                 if kind == TableKind::Rows {
                     streams_out.push((stream.name.clone(), table.schema()));
                 }
@@ -171,24 +162,14 @@ impl QueryEngine {
             .thread_name("query")
             .enable_all()
             .build()
-            .map_err(|e| {
-                QueryError::new(
-                    ErrorKind::Internal,
-                    format!("cannot start the query threads: {e}"),
-                )
-            })?;
+            .map_err(|e| QueryError::new(ErrorKind::Internal, format!("cannot start the query threads: {e}")))?;
         Ok(QueryEngine {
             sessions: Arc::new(sessions),
             parser: Arc::new(SqlParser::new()),
             limits: limits.clone(),
             runtime: Arc::new(QueryRuntime(Some(query_runtime))),
             streams: streams_out,
-            tables: Arc::new(
-                tables
-                    .into_iter()
-                    .map(|(name, stream, _)| (name, stream))
-                    .collect(),
-            ),
+            tables: Arc::new(tables.into_iter().map(|(name, stream, _)| (name, stream)).collect()),
             catalog: catalog.clone(),
             metrics: metrics.clone(),
         })
@@ -208,21 +189,12 @@ impl QueryEngine {
         while let Some(batch) = rows.next().await {
             batches.push(batch?);
         }
-        Ok(QueryResult {
-            batches,
-            truncated: rows.truncated(),
-        })
+        Ok(QueryResult { batches, truncated: rows.truncated() })
     }
 
     /// Starts one read-only statement; its rows come as they are produced, cut at
     /// `max_rows`, on the query threads and under the timeout.
-    pub async fn sql_rows(
-        &self,
-        sql: &str,
-        grant: &Grant,
-        protocol: Protocol,
-        max_rows: Option<usize>,
-    ) -> Result<Rows, QueryError> {
+    pub async fn sql_rows(&self, sql: &str, grant: &Grant, protocol: Protocol, max_rows: Option<usize>) -> Result<Rows, QueryError> {
         let started = Instant::now();
         let frame = match self.read(sql, grant).await {
             Ok(frame) => frame,
@@ -233,14 +205,7 @@ impl QueryEngine {
         };
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let running = self.start(frame, protocol, started, None);
-        Ok(Rows {
-            schema,
-            running,
-            engine: self.clone(),
-            max_rows,
-            num_rows: 0,
-            truncated: false,
-        })
+        Ok(Rows { schema, running, engine: self.clone(), max_rows, num_rows: 0, truncated: false })
     }
 
     /// Runs a checked read's batches on the query threads, under the timeout (or the
@@ -262,19 +227,11 @@ impl QueryEngine {
         let statement = match statements.len() {
             1 => statements.remove(0),
             0 => return Err(QueryError::new(ErrorKind::Syntax, "empty statement")),
-            n => {
-                return Err(QueryError::new(
-                    ErrorKind::Syntax,
-                    format!("{n} statements: send one at a time"),
-                ));
-            }
+            n => return Err(QueryError::new(ErrorKind::Syntax, format!("{n} statements: send one at a time"))),
         };
         let ctx = self.session_of(grant)?;
         match self.gate(&ctx, grant, statement).await? {
-            Gated::Read(plan) => ctx
-                .execute_logical_plan(plan)
-                .await
-                .map_err(|e| self.error(e)),
+            Gated::Read(plan) => ctx.execute_logical_plan(plan).await.map_err(|e| self.error(e)),
             _ => Err(QueryError::new(
                 ErrorKind::ReadOnly,
                 "tierlog is read-only: only queries are answered over HTTP (SET, SHOW of client settings, \
@@ -283,10 +240,7 @@ impl QueryEngine {
         }
     }
 
-    pub(crate) fn parse(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<datafusion::sql::sqlparser::ast::Statement>, QueryError> {
+    pub(crate) fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::sqlparser::ast::Statement>, QueryError> {
         self.parser.parse(sql)
     }
 
@@ -295,20 +249,13 @@ impl QueryEngine {
         self.sessions
             .get(&grant.user().map(str::to_string))
             .cloned()
-            .ok_or_else(|| {
-                QueryError::new(
-                    ErrorKind::Denied,
-                    format!("user '{}' may not query", grant.user().unwrap_or_default()),
-                )
-            })
+            .ok_or_else(|| QueryError::new(ErrorKind::Denied, format!("user '{}' may not query", grant.user().unwrap_or_default())))
     }
 
     /// A session of its own for one PostgreSQL connection: its state is a copy, so what
     /// one connection does to it no other sees.
     pub(crate) fn private_session(&self, grant: &Grant) -> Result<SessionContext, QueryError> {
-        Ok(SessionContext::new_with_state(
-            self.session_of(grant)?.state(),
-        ))
+        Ok(SessionContext::new_with_state(self.session_of(grant)?.state()))
     }
 
     /// The stream behind a table name of ours.
@@ -333,11 +280,7 @@ impl QueryEngine {
     {
         // A small channel: the plan runs ahead of the client by two batches at most.
         let (tx, rx) = mpsc::channel(2);
-        let runtime = self
-            .runtime
-            .0
-            .as_ref()
-            .expect("the query runtime lives as long as the engine");
+        let runtime = self.runtime.0.as_ref().expect("the query runtime lives as long as the engine");
         let task = runtime.spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(item) = stream.next().await {
@@ -356,22 +299,13 @@ impl QueryEngine {
             deadline: tokio::time::Instant::from_std(started) + timeout,
             timeout: format!("{} ({setting})", HumanDuration(timeout)),
             failed,
-            report: Some(Report {
-                metrics: self.metrics.clone(),
-                protocol,
-                started,
-            }),
+            report: Some(Report { metrics: self.metrics.clone(), protocol, started }),
         }
     }
 
     /// Counts a query that ended before it produced rows.
     pub(crate) fn record(&self, protocol: Protocol, outcome: Outcome, started: Instant) {
-        Report {
-            metrics: self.metrics.clone(),
-            protocol,
-            started,
-        }
-        .send(outcome);
+        Report { metrics: self.metrics.clone(), protocol, started }.send(outcome);
     }
 
     /// Whether `name` is a configured stream.
@@ -437,16 +371,9 @@ fn session(
     tables: &[(String, String, Arc<StreamTable>)],
     grant: &Grant,
 ) -> Result<SessionContext, QueryError> {
-    let internal = |e: &dyn std::fmt::Display| {
-        QueryError::new(
-            ErrorKind::Internal,
-            format!("cannot build the SQL session: {e}"),
-        )
-    };
+    let internal = |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, format!("cannot build the SQL session: {e}"));
     // Clients see the catalog as the database `tierlog` (psql -d tierlog, DBeaver).
-    let config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_default_catalog_and_schema(CATALOG, "public");
+    let config = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, "public");
     let mut ctx = SessionContext::new_with_config_rt(config, Arc::clone(runtime));
     for udf in crate::pushdown::udfs() {
         ctx.register_udf(udf);
@@ -455,16 +382,10 @@ fn session(
     datafusion_functions_json::register_all(&mut ctx).map_err(|e| internal(&e))?;
     for (name, stream, table) in tables {
         if grant.allows(stream) {
-            ctx.register_table(name.as_str(), Arc::clone(table) as Arc<dyn TableProvider>)
-                .map_err(|e| internal(&e))?;
+            ctx.register_table(name.as_str(), Arc::clone(table) as Arc<dyn TableProvider>).map_err(|e| internal(&e))?;
         }
     }
-    setup_pg_catalog(
-        &ctx,
-        CATALOG,
-        Arc::new(datafusion_postgres::auth::AuthManager::default()),
-    )
-    .map_err(|e| internal(&e))?;
+    setup_pg_catalog(&ctx, CATALOG, Arc::new(datafusion_postgres::auth::AuthManager::default())).map_err(|e| internal(&e))?;
     Ok(ctx)
 }
 
@@ -518,11 +439,7 @@ impl Protocol {
 /// Counts a refused credential (missing or wrong token, wrong password).
 pub(crate) fn count_auth_failure(metrics: &Metrics, protocol: Protocol) {
     metrics
-        .counter(
-            "tierlog_auth_failures_total",
-            "Refused credentials by protocol",
-            &[("protocol", protocol.label())],
-        )
+        .counter("tierlog_auth_failures_total", "Refused credentials by protocol", &[("protocol", protocol.label())])
         .inc();
 }
 
@@ -537,18 +454,10 @@ impl Report {
     fn send(self, outcome: Outcome) {
         let protocol = self.protocol.label();
         self.metrics
-            .counter(
-                "tierlog_queries_total",
-                "Queries by protocol and outcome",
-                &[("protocol", protocol), ("outcome", outcome.label())],
-            )
+            .counter("tierlog_queries_total", "Queries by protocol and outcome", &[("protocol", protocol), ("outcome", outcome.label())])
             .inc();
         self.metrics
-            .histogram(
-                "tierlog_query_duration_seconds",
-                "Query latency, first byte planned to last row sent",
-                &[("protocol", protocol)],
-            )
+            .histogram("tierlog_query_duration_seconds", "Query latency, first byte planned to last row sent", &[("protocol", protocol)])
             .observe(self.started.elapsed().as_secs_f64());
     }
 }
@@ -573,10 +482,7 @@ impl<T: Send + 'static> Running<T> {
             Err(_) => {
                 self.task.abort(); // stops at the plan's next yield point
                 self.finish(Outcome::Timeout);
-                Some(Err(QueryError::new(
-                    ErrorKind::Timeout,
-                    format!("query timed out after {}", self.timeout),
-                )))
+                Some(Err(QueryError::new(ErrorKind::Timeout, format!("query timed out after {}", self.timeout))))
             }
             Ok(None) => {
                 self.finish(Outcome::Ok);
@@ -600,9 +506,7 @@ impl<T: Send + 'static> Running<T> {
 
     /// The items as a stream, for APIs that want one.
     pub fn into_stream(self) -> impl Stream<Item = Result<T, QueryError>> + Send + 'static {
-        futures::stream::unfold(self, |mut running| async move {
-            running.next().await.map(|item| (item, running))
-        })
+        futures::stream::unfold(self, |mut running| async move { running.next().await.map(|item| (item, running)) })
     }
 }
 

@@ -51,8 +51,8 @@ impl ErrorKind {
             ErrorKind::Plan => (S::BAD_REQUEST, "42000", "plan"),
             ErrorKind::Unsupported => (S::BAD_REQUEST, "0A000", "unsupported"), // feature_not_supported
             ErrorKind::Data => (S::BAD_REQUEST, "22000", "data"),               // data_exception
-            ErrorKind::Denied => (S::FORBIDDEN, "42501", "denied"), // insufficient_privilege
-            ErrorKind::ReadOnly => (S::FORBIDDEN, "25006", "read_only"), // read_only_sql_transaction
+            ErrorKind::Denied => (S::FORBIDDEN, "42501", "denied"),              // insufficient_privilege
+            ErrorKind::ReadOnly => (S::FORBIDDEN, "25006", "read_only"),         // read_only_sql_transaction
             // insufficient_privilege, as for PostgreSQL's superuser-only settings
             ErrorKind::SettingDenied => (S::FORBIDDEN, "42501", "setting_denied"),
             ErrorKind::UnknownSetting => (S::BAD_REQUEST, "42704", "unknown_setting"), // undefined_object
@@ -60,9 +60,7 @@ impl ErrorKind {
             ErrorKind::InFailedTransaction => (S::BAD_REQUEST, "25P02", "in_failed_transaction"),
             ErrorKind::Timeout => (S::GATEWAY_TIMEOUT, "57014", "timeout"), // query_canceled
             // out_of_memory; 503 as the pool is shared: the query may pass on a quieter node.
-            ErrorKind::ResourcesExhausted => {
-                (S::SERVICE_UNAVAILABLE, "53200", "resources_exhausted")
-            }
+            ErrorKind::ResourcesExhausted => (S::SERVICE_UNAVAILABLE, "53200", "resources_exhausted"),
             ErrorKind::Internal => (S::INTERNAL_SERVER_ERROR, "XX000", "internal"),
         }
     }
@@ -91,10 +89,7 @@ pub struct QueryError {
 
 impl QueryError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        QueryError {
-            kind,
-            message: message.into(),
-        }
+        QueryError { kind, message: message.into() }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -107,9 +102,7 @@ impl QueryError {
         let kind = kind_of(&e);
         let message = match (kind, e.find_root()) {
             (ErrorKind::ResourcesExhausted, DataFusionError::ResourcesExhausted(detail)) => {
-                format!(
-                    "query exceeded memory limit ({memory_limit} = query.memory_limit): {detail}"
-                )
+                format!("query exceeded memory limit ({memory_limit} = query.memory_limit): {detail}")
             }
             _ => e.to_string(),
         };
@@ -124,9 +117,7 @@ fn kind_of(e: &DataFusionError) -> ErrorKind {
             datafusion::common::SchemaError::FieldNotFound { .. } => ErrorKind::UndefinedColumn,
             _ => ErrorKind::Plan,
         },
-        DataFusionError::Plan(message)
-            if message.contains("table") && message.contains("not found") =>
-        {
+        DataFusionError::Plan(message) if message.contains("table") && message.contains("not found") => {
             ErrorKind::UndefinedTable
         }
         DataFusionError::Plan(_) | DataFusionError::Configuration(_) => ErrorKind::Plan,
@@ -134,9 +125,7 @@ fn kind_of(e: &DataFusionError) -> ErrorKind {
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourcesExhausted,
         DataFusionError::Execution(_) => ErrorKind::Data,
         DataFusionError::ArrowError(err, _) => match **err {
-            arrow::error::ArrowError::IoError(..) | arrow::error::ArrowError::ExternalError(_) => {
-                ErrorKind::Internal
-            }
+            arrow::error::ArrowError::IoError(..) | arrow::error::ArrowError::ExternalError(_) => ErrorKind::Internal,
             _ => ErrorKind::Data,
         },
         // Our readers report index and store failures as External.
@@ -150,29 +139,13 @@ mod tests {
 
     #[test]
     fn user_errors_are_not_internal() {
-        let syntax = DataFusionError::SQL(
-            Box::new(datafusion::sql::sqlparser::parser::ParserError::ParserError("x".into())),
-            None,
-        );
+        let syntax = DataFusionError::SQL(Box::new(datafusion::sql::sqlparser::parser::ParserError::ParserError("x".into())), None);
         assert_eq!(kind_of(&syntax), ErrorKind::Syntax);
-        assert_eq!(
-            kind_of(&DataFusionError::Plan(
-                "table 'tierlog.public.nope' not found".into()
-            )),
-            ErrorKind::UndefinedTable
-        );
-        assert_eq!(
-            kind_of(&DataFusionError::Execution("Cannot cast".into())),
-            ErrorKind::Data
-        );
-        let wrapped = DataFusionError::Context(
-            "scan".into(),
-            Box::new(DataFusionError::ResourcesExhausted("pool".into())),
-        );
+        assert_eq!(kind_of(&DataFusionError::Plan("table 'tierlog.public.nope' not found".into())), ErrorKind::UndefinedTable);
+        assert_eq!(kind_of(&DataFusionError::Execution("Cannot cast".into())), ErrorKind::Data);
+        let wrapped = DataFusionError::Context("scan".into(), Box::new(DataFusionError::ResourcesExhausted("pool".into())));
         assert_eq!(kind_of(&wrapped), ErrorKind::ResourcesExhausted);
-        let shared = DataFusionError::Shared(std::sync::Arc::new(
-            DataFusionError::ResourcesExhausted("pool".into()),
-        ));
+        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::ResourcesExhausted("pool".into())));
         assert_eq!(kind_of(&shared), ErrorKind::ResourcesExhausted);
         let read = DataFusionError::External(Box::new(std::io::Error::other("segment unreadable")));
         assert_eq!(kind_of(&read), ErrorKind::Internal);

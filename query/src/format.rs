@@ -30,11 +30,7 @@ impl Format {
             Some("ndjson") => return Ok(Format::Ndjson),
             Some("csv") => return Ok(Format::Csv),
             Some("arrow") => return Ok(Format::Arrow),
-            Some(other) => {
-                return Err(format!(
-                    "unknown format '{other}' (json, ndjson, csv, arrow)"
-                ));
-            }
+            Some(other) => return Err(format!("unknown format '{other}' (json, ndjson, csv, arrow)")),
             None => {}
         }
         let accept = accept.unwrap_or("");
@@ -83,24 +79,12 @@ pub struct Encoder {
 impl Encoder {
     /// `columns` is the answer's schema as planned; `first` the schema of the first batch,
     /// which Arrow IPC must match exactly.
-    pub fn new(
-        format: Format,
-        columns: SchemaRef,
-        first: Option<SchemaRef>,
-    ) -> Result<Encoder, ArrowError> {
+    pub fn new(format: Format, columns: SchemaRef, first: Option<SchemaRef>) -> Result<Encoder, ArrowError> {
         let arrow = match format {
-            Format::Arrow => Some(arrow::ipc::writer::StreamWriter::try_new(
-                Vec::new(),
-                &first.unwrap_or_else(|| Arc::clone(&columns)),
-            )?),
+            Format::Arrow => Some(arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &first.unwrap_or_else(|| Arc::clone(&columns)))?),
             _ => None,
         };
-        Ok(Encoder {
-            format,
-            columns,
-            any_rows: false,
-            arrow,
-        })
+        Ok(Encoder { format, columns, any_rows: false, arrow })
     }
 
     pub fn head(&mut self) -> Result<Vec<u8>, ArrowError> {
@@ -114,10 +98,7 @@ impl Encoder {
                 // The header, even for an answer without rows.
                 let mut out = Vec::new();
                 let empty = RecordBatch::new_empty(Arc::clone(&self.columns));
-                arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut out)
-                    .write(&plain_strings(&empty)?)?;
+                arrow::csv::WriterBuilder::new().with_header(true).build(&mut out).write(&plain_strings(&empty)?)?;
                 out
             }
             Format::Ndjson => Vec::new(),
@@ -137,9 +118,7 @@ impl Encoder {
                     out.push(b',');
                 }
                 let start = out.len();
-                let mut w = arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, LineDelimited>(&mut out);
+                let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(&mut out);
                 w.write(batch)?;
                 w.finish()?;
                 drop(w);
@@ -153,23 +132,15 @@ impl Encoder {
                 }
             }
             Format::Ndjson => {
-                let mut w = arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, LineDelimited>(&mut out);
+                let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(&mut out);
                 w.write(batch)?;
                 w.finish()?;
             }
             Format::Csv => {
-                arrow::csv::WriterBuilder::new()
-                    .with_header(false)
-                    .build(&mut out)
-                    .write(&plain_strings(batch)?)?;
+                arrow::csv::WriterBuilder::new().with_header(false).build(&mut out).write(&plain_strings(batch)?)?;
             }
             Format::Arrow => {
-                self.arrow
-                    .as_mut()
-                    .expect("an arrow writer for the arrow format")
-                    .write(batch)?;
+                self.arrow.as_mut().expect("an arrow writer for the arrow format").write(batch)?;
                 out = self.drain_arrow();
             }
         }
@@ -180,8 +151,7 @@ impl Encoder {
     pub fn tail(&mut self, summary: &Summary) -> Result<Vec<u8>, ArrowError> {
         Ok(match self.format {
             Format::Json => {
-                let mut end =
-                    json!({ "num_rows": summary.num_rows, "elapsed_ms": summary.elapsed_ms });
+                let mut end = json!({ "num_rows": summary.num_rows, "elapsed_ms": summary.elapsed_ms });
                 if let Some(warning) = &summary.truncated {
                     end["truncated"] = json!(true);
                     end["warning"] = json!(warning);
@@ -196,10 +166,7 @@ impl Encoder {
                 format!("],{}", &end[1..]).into_bytes()
             }
             Format::Arrow => {
-                self.arrow
-                    .as_mut()
-                    .expect("an arrow writer for the arrow format")
-                    .finish()?;
+                self.arrow.as_mut().expect("an arrow writer for the arrow format").finish()?;
                 self.drain_arrow()
             }
             Format::Csv | Format::Ndjson => Vec::new(),
@@ -211,10 +178,7 @@ impl Encoder {
     }
 
     fn drain_arrow(&mut self) -> Vec<u8> {
-        self.arrow
-            .as_mut()
-            .map(|w| std::mem::take(w.get_mut()))
-            .unwrap_or_default()
+        self.arrow.as_mut().map(|w| std::mem::take(w.get_mut())).unwrap_or_default()
     }
 }
 
@@ -241,9 +205,7 @@ fn type_name(data_type: &DataType) -> String {
 /// Rows as JSON objects in column order, NULLs kept (for answers built from rows).
 pub fn rows_json(batches: &[RecordBatch]) -> Result<Value, ArrowError> {
     let mut out = Vec::new();
-    let mut w = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, JsonArray>(&mut out);
+    let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(&mut out);
     for b in batches {
         w.write(b)?;
     }
@@ -284,37 +246,15 @@ mod tests {
 
     #[test]
     fn json_keeps_column_order_nulls_and_types() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("z", DataType::Utf8, true),
-            Field::new("a", DataType::Int64, false),
-        ]));
+        let schema = Arc::new(Schema::new(vec![Field::new("z", DataType::Utf8, true), Field::new("a", DataType::Int64, false)]));
         let batch = |z: Vec<Option<&str>>, a: Vec<i64>| {
-            RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    Arc::new(StringArray::from(z)),
-                    Arc::new(Int64Array::from(a)),
-                ],
-            )
-            .unwrap()
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(z)), Arc::new(Int64Array::from(a))]).unwrap()
         };
-        let mut e =
-            Encoder::new(Format::Json, Arc::clone(&schema), Some(Arc::clone(&schema))).unwrap();
+        let mut e = Encoder::new(Format::Json, Arc::clone(&schema), Some(Arc::clone(&schema))).unwrap();
         let mut body = e.head().unwrap();
-        body.extend(
-            e.batch(&batch(vec![None, Some("x\ny")], vec![7, 8]))
-                .unwrap(),
-        );
+        body.extend(e.batch(&batch(vec![None, Some("x\ny")], vec![7, 8])).unwrap());
         body.extend(e.batch(&batch(vec![Some("w")], vec![9])).unwrap());
-        body.extend(
-            e.tail(&Summary {
-                num_rows: 3,
-                elapsed_ms: 1,
-                truncated: None,
-                error: None,
-            })
-            .unwrap(),
-        );
+        body.extend(e.tail(&Summary { num_rows: 3, elapsed_ms: 1, truncated: None, error: None }).unwrap());
         let text = String::from_utf8(body).unwrap();
         assert_eq!(
             text,
@@ -323,15 +263,7 @@ mod tests {
         let empty = {
             let mut e = Encoder::new(Format::Json, Arc::clone(&schema), None).unwrap();
             let mut b = e.head().unwrap();
-            b.extend(
-                e.tail(&Summary {
-                    num_rows: 0,
-                    elapsed_ms: 0,
-                    truncated: None,
-                    error: None,
-                })
-                .unwrap(),
-            );
+            b.extend(e.tail(&Summary { num_rows: 0, elapsed_ms: 0, truncated: None, error: None }).unwrap());
             String::from_utf8(b).unwrap()
         };
         assert!(empty.contains(r#""rows":[],"num_rows":0"#), "{empty}");

@@ -10,10 +10,10 @@
 //!
 //! What the gate cannot classify, it refuses.
 
-use datafusion::common::TableReference;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
+use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     CloseCursor, DeclareType, Expr, FetchDirection, Set, Statement, Value,
@@ -33,26 +33,16 @@ pub(crate) enum Gated {
     /// passed the grant and the read-only check.
     Read(LogicalPlan),
     /// `SET` of a client setting: kept in the caller's connection only.
-    Set {
-        setting: ClientSetting,
-        value: String,
-    },
+    Set { setting: ClientSetting, value: String },
     /// `SHOW` of a client setting.
     Show(ClientSetting),
     Begin,
     Commit,
     Rollback,
     /// `DECLARE name CURSOR [WITH HOLD] FOR <read>`.
-    Declare {
-        cursor: String,
-        plan: LogicalPlan,
-        hold: bool,
-    },
+    Declare { cursor: String, plan: LogicalPlan, hold: bool },
     /// `FETCH [count | ALL] FROM name`; `None` is all the rest.
-    Fetch {
-        cursor: String,
-        count: Option<usize>,
-    },
+    Fetch { cursor: String, count: Option<usize> },
     /// `CLOSE name`, or `CLOSE ALL` (`None`).
     Close(Option<String>),
     /// `DISCARD ALL` / `DEALLOCATE`: ends the connection's cursors; nothing else is kept.
@@ -81,57 +71,17 @@ pub(crate) enum ClientSetting {
 /// the name PostgreSQL reports in a ParameterStatus message (for those it reports), and
 /// its value before any `SET`.
 const CLIENT_SETTINGS: &[(ClientSetting, &str, Option<&str>, &str)] = &[
-    (
-        ClientSetting::ApplicationName,
-        "application_name",
-        Some("application_name"),
-        "",
-    ),
-    (
-        ClientSetting::ClientEncoding,
-        "client_encoding",
-        Some("client_encoding"),
-        "UTF8",
-    ),
-    (
-        ClientSetting::DateStyle,
-        "datestyle",
-        Some("DateStyle"),
-        "ISO, MDY",
-    ),
-    (
-        ClientSetting::IntervalStyle,
-        "intervalstyle",
-        Some("IntervalStyle"),
-        "postgres",
-    ),
-    (
-        ClientSetting::ExtraFloatDigits,
-        "extra_float_digits",
-        None,
-        "1",
-    ),
+    (ClientSetting::ApplicationName, "application_name", Some("application_name"), ""),
+    (ClientSetting::ClientEncoding, "client_encoding", Some("client_encoding"), "UTF8"),
+    (ClientSetting::DateStyle, "datestyle", Some("DateStyle"), "ISO, MDY"),
+    (ClientSetting::IntervalStyle, "intervalstyle", Some("IntervalStyle"), "postgres"),
+    (ClientSetting::ExtraFloatDigits, "extra_float_digits", None, "1"),
     (ClientSetting::SearchPath, "search_path", None, "public"),
     (ClientSetting::ByteaOutput, "bytea_output", None, "hex"),
-    (
-        ClientSetting::StatementTimeout,
-        "statement_timeout",
-        None,
-        "0",
-    ),
+    (ClientSetting::StatementTimeout, "statement_timeout", None, "0"),
     (ClientSetting::TimeZone, "timezone", Some("TimeZone"), "UTC"),
-    (
-        ClientSetting::ClientMinMessages,
-        "client_min_messages",
-        None,
-        "notice",
-    ),
-    (
-        ClientSetting::StandardConformingStrings,
-        "standard_conforming_strings",
-        Some("standard_conforming_strings"),
-        "on",
-    ),
+    (ClientSetting::ClientMinMessages, "client_min_messages", None, "notice"),
+    (ClientSetting::StandardConformingStrings, "standard_conforming_strings", Some("standard_conforming_strings"), "on"),
 ];
 
 impl ClientSetting {
@@ -142,24 +92,11 @@ impl ClientSetting {
             "time zone" => "timezone",
             other => other,
         };
-        CLIENT_SETTINGS
-            .iter()
-            .find(|(_, key, ..)| *key == name)
-            .map(|(setting, ..)| *setting)
+        CLIENT_SETTINGS.iter().find(|(_, key, ..)| *key == name).map(|(setting, ..)| *setting)
     }
 
-    fn spec(
-        self,
-    ) -> &'static (
-        ClientSetting,
-        &'static str,
-        Option<&'static str>,
-        &'static str,
-    ) {
-        CLIENT_SETTINGS
-            .iter()
-            .find(|(s, ..)| *s == self)
-            .expect("every setting is in CLIENT_SETTINGS")
+    fn spec(self) -> &'static (ClientSetting, &'static str, Option<&'static str>, &'static str) {
+        CLIENT_SETTINGS.iter().find(|(s, ..)| *s == self).expect("every setting is in CLIENT_SETTINGS")
     }
 
     /// The key in the connection's metadata.
@@ -181,37 +118,20 @@ impl ClientSetting {
     /// in UTC and always treats backslashes in strings literally.
     fn check(self, value: &str) -> Result<String, QueryError> {
         let unsupported = |what: &str| {
-            QueryError::new(
-                ErrorKind::Unsupported,
-                format!("{what}: SET {} = '{value}' is not supported", self.key()),
-            )
+            QueryError::new(ErrorKind::Unsupported, format!("{what}: SET {} = '{value}' is not supported", self.key()))
         };
         let lower = value.to_ascii_lowercase();
         match self {
-            ClientSetting::ClientEncoding
-                if !matches!(lower.as_str(), "utf8" | "utf-8" | "unicode") =>
-            {
+            ClientSetting::ClientEncoding if !matches!(lower.as_str(), "utf8" | "utf-8" | "unicode") => {
                 Err(unsupported("tierlog speaks UTF-8 only"))
             }
-            ClientSetting::TimeZone
-                if !matches!(
-                    lower.as_str(),
-                    "utc" | "etc/utc" | "gmt" | "z" | "+00:00" | "0" | "zulu"
-                ) =>
-            {
+            ClientSetting::TimeZone if !matches!(lower.as_str(), "utc" | "etc/utc" | "gmt" | "z" | "+00:00" | "0" | "zulu") => {
                 Err(unsupported("tierlog answers in UTC"))
             }
-            ClientSetting::StandardConformingStrings if lower != "on" => {
-                Err(unsupported("strings are always standard"))
-            }
+            ClientSetting::StandardConformingStrings if lower != "on" => Err(unsupported("strings are always standard")),
             ClientSetting::StatementTimeout => parse_timeout_ms(&lower)
                 .map(|ms| ms.to_string())
-                .ok_or_else(|| {
-                    QueryError::new(
-                        ErrorKind::Plan,
-                        format!("invalid value for statement_timeout: '{value}'"),
-                    )
-                }),
+                .ok_or_else(|| QueryError::new(ErrorKind::Plan, format!("invalid value for statement_timeout: '{value}'"))),
             _ => Ok(value.to_string()),
         }
     }
@@ -224,13 +144,8 @@ pub(crate) fn parse_timeout_ms(value: &str) -> Option<u64> {
     if let Ok(ms) = value.parse::<u64>() {
         return Some(ms);
     }
-    let value = value
-        .strip_suffix("min")
-        .map_or_else(|| value.to_string(), |n| format!("{n}m"));
-    value
-        .parse::<HumanDuration>()
-        .ok()
-        .map(|d| d.0.as_millis() as u64)
+    let value = value.strip_suffix("min").map_or_else(|| value.to_string(), |n| format!("{n}m"));
+    value.parse::<HumanDuration>().ok().map(|d| d.0.as_millis() as u64)
 }
 
 /// The SQL parser of both protocols: PostgreSQL's dialect, with the rewrites that let
@@ -243,50 +158,29 @@ impl SqlParser {
     }
 
     pub(crate) fn parse(&self, sql: &str) -> Result<Vec<Statement>, QueryError> {
-        self.0
-            .parse(sql)
-            .map_err(|e| QueryError::new(ErrorKind::Syntax, format!("SQL error: {e}")))
+        self.0.parse(sql).map_err(|e| QueryError::new(ErrorKind::Syntax, format!("SQL error: {e}")))
     }
 }
 
 fn read_only(head: &str, why: &str) -> QueryError {
-    QueryError::new(
-        ErrorKind::ReadOnly,
-        format!("tierlog is read-only: '{head} …' is not allowed ({why})"),
-    )
+    QueryError::new(ErrorKind::ReadOnly, format!("tierlog is read-only: '{head} …' is not allowed ({why})"))
 }
 
 /// The first words of a statement, to name it in a refusal.
 fn head_of(statement: &Statement) -> String {
-    statement
-        .to_string()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    statement.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 impl QueryEngine {
     /// Classifies `statement` for `grant` on `ctx` (a session holding only the grant's
     /// tables); see the module doc. A `Read` or `Declare` comes back planned and checked.
-    pub(crate) async fn gate(
-        &self,
-        ctx: &SessionContext,
-        grant: &Grant,
-        statement: Statement,
-    ) -> Result<Gated, QueryError> {
+    pub(crate) async fn gate(&self, ctx: &SessionContext, grant: &Grant, statement: Statement) -> Result<Gated, QueryError> {
         let head = head_of(&statement);
         match statement {
-            Statement::Query(_)
-            | Statement::ShowTables { .. }
-            | Statement::ShowColumns { .. }
-            | Statement::ExplainTable { .. } => {
+            Statement::Query(_) | Statement::ShowTables { .. } | Statement::ShowColumns { .. } | Statement::ExplainTable { .. } => {
                 self.plan_read(ctx, grant, statement).await.map(Gated::Read)
             }
-            Statement::Explain {
-                statement: ref inner,
-                ..
-            } => {
+            Statement::Explain { statement: ref inner, .. } => {
                 // EXPLAIN runs nothing but a read; EXPLAIN ANALYZE runs it, so it must be one.
                 if !matches!(**inner, Statement::Query(_)) {
                     return Err(read_only(&head, "EXPLAIN only of a query"));
@@ -294,11 +188,7 @@ impl QueryEngine {
                 self.plan_read(ctx, grant, statement).await.map(Gated::Read)
             }
             Statement::ShowVariable { ref variable } => {
-                let name = variable
-                    .iter()
-                    .map(|v| v.value.to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let name = variable.iter().map(|v| v.value.to_ascii_lowercase()).collect::<Vec<_>>().join(" ");
                 if let Some(setting) = ClientSetting::parse(&name) {
                     return Ok(Gated::Show(setting));
                 }
@@ -306,82 +196,39 @@ impl QueryEngine {
                     // DataFusion answers these from information_schema.df_settings: a read.
                     return self.plan_read(ctx, grant, statement).await.map(Gated::Read);
                 }
-                Err(QueryError::new(
-                    ErrorKind::UnknownSetting,
-                    format!("unrecognized configuration parameter \"{name}\""),
-                ))
+                Err(QueryError::new(ErrorKind::UnknownSetting, format!("unrecognized configuration parameter \"{name}\"")))
             }
             Statement::Set(set) => gate_set(set, &head),
             Statement::StartTransaction { .. } => Ok(Gated::Begin),
             Statement::Commit { .. } => Ok(Gated::Commit),
-            Statement::Rollback {
-                savepoint: None, ..
-            } => Ok(Gated::Rollback),
+            Statement::Rollback { savepoint: None, .. } => Ok(Gated::Rollback),
             Statement::Declare { mut stmts } => {
                 let declare = match stmts.len() {
                     1 => stmts.remove(0),
-                    _ => {
-                        return Err(QueryError::new(
-                            ErrorKind::Unsupported,
-                            "DECLARE one cursor at a time",
-                        ));
-                    }
+                    _ => return Err(QueryError::new(ErrorKind::Unsupported, "DECLARE one cursor at a time")),
                 };
-                let (Some(DeclareType::Cursor), Some(name), Some(query)) = (
-                    declare.declare_type,
-                    declare.names.first(),
-                    declare.for_query,
-                ) else {
-                    return Err(QueryError::new(
-                        ErrorKind::Unsupported,
-                        "only DECLARE name CURSOR FOR <query> is supported",
-                    ));
+                let (Some(DeclareType::Cursor), Some(name), Some(query)) =
+                    (declare.declare_type, declare.names.first(), declare.for_query)
+                else {
+                    return Err(QueryError::new(ErrorKind::Unsupported, "only DECLARE name CURSOR FOR <query> is supported"));
                 };
                 if declare.binary == Some(true) || declare.scroll == Some(true) {
-                    return Err(QueryError::new(
-                        ErrorKind::Unsupported,
-                        "cursors are forward-only text cursors (no BINARY, no SCROLL)",
-                    ));
+                    return Err(QueryError::new(ErrorKind::Unsupported, "cursors are forward-only text cursors (no BINARY, no SCROLL)"));
                 }
                 let plan = self.plan_read(ctx, grant, Statement::Query(query)).await?;
-                Ok(Gated::Declare {
-                    cursor: name.value.clone(),
-                    plan,
-                    hold: declare.hold == Some(true),
-                })
+                Ok(Gated::Declare { cursor: name.value.clone(), plan, hold: declare.hold == Some(true) })
             }
-            Statement::Fetch {
-                name,
-                direction,
-                into: None,
-                ..
-            } => {
+            Statement::Fetch { name, direction, into: None, .. } => {
                 let count = match direction {
                     FetchDirection::Next | FetchDirection::Forward { limit: None } => Some(1),
-                    FetchDirection::Count { limit }
-                    | FetchDirection::Forward { limit: Some(limit) } => match limit.value {
-                        Value::Number(n, _) => Some(n.parse().map_err(|_| {
-                            QueryError::new(ErrorKind::Syntax, format!("FETCH count '{n}'"))
-                        })?),
-                        other => {
-                            return Err(QueryError::new(
-                                ErrorKind::Syntax,
-                                format!("FETCH count '{other}'"),
-                            ));
-                        }
+                    FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => match limit.value {
+                        Value::Number(n, _) => Some(n.parse().map_err(|_| QueryError::new(ErrorKind::Syntax, format!("FETCH count '{n}'")))?),
+                        other => return Err(QueryError::new(ErrorKind::Syntax, format!("FETCH count '{other}'"))),
                     },
                     FetchDirection::All | FetchDirection::ForwardAll => None,
-                    _ => {
-                        return Err(QueryError::new(
-                            ErrorKind::Unsupported,
-                            "cursors only move forward (FETCH [FORWARD] n | ALL | NEXT)",
-                        ));
-                    }
+                    _ => return Err(QueryError::new(ErrorKind::Unsupported, "cursors only move forward (FETCH [FORWARD] n | ALL | NEXT)")),
                 };
-                Ok(Gated::Fetch {
-                    cursor: name.value,
-                    count,
-                })
+                Ok(Gated::Fetch { cursor: name.value, count })
             }
             Statement::Close { cursor } => Ok(Gated::Close(match cursor {
                 CloseCursor::All => None,
@@ -395,19 +242,12 @@ impl QueryEngine {
 
     /// Checks the tables `statement` names against `grant`, plans it, and proves the plan
     /// a read of tables the grant covers.
-    async fn plan_read(
-        &self,
-        ctx: &SessionContext,
-        grant: &Grant,
-        statement: Statement,
-    ) -> Result<LogicalPlan, QueryError> {
+    async fn plan_read(&self, ctx: &SessionContext, grant: &Grant, statement: Statement) -> Result<LogicalPlan, QueryError> {
         let state = ctx.state();
         let statement = DFStatement::Statement(Box::new(statement));
         // Before planning, so that a table outside the grant is refused as such, not as
         // unknown (the caller's session does not hold it).
-        let references = state
-            .resolve_table_references(&statement)
-            .map_err(|e| self.error(e))?;
+        let references = state.resolve_table_references(&statement).map_err(|e| self.error(e))?;
         for reference in &references {
             if let Some(stream) = self.stream_of(reference)
                 && !grant.allows(stream)
@@ -415,10 +255,7 @@ impl QueryEngine {
                 return Err(denied(grant, reference.table()));
             }
         }
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(|e| self.error(e))?;
+        let plan = state.statement_to_plan(statement).await.map_err(|e| self.error(e))?;
         check_read_only(&plan)?;
         self.authorize(grant, &plan)?;
         Ok(plan)
@@ -426,10 +263,8 @@ impl QueryEngine {
 
     /// The stream whose table `reference` names, if it names one of ours.
     fn stream_of(&self, reference: &TableReference) -> Option<&str> {
-        let ours = reference.catalog().is_none_or(|c| c == CATALOG)
-            && reference.schema().is_none_or(|s| s == "public");
-        ours.then(|| self.stream_of_table(reference.table()))
-            .flatten()
+        let ours = reference.catalog().is_none_or(|c| c == CATALOG) && reference.schema().is_none_or(|s| s == "public");
+        ours.then(|| self.stream_of_table(reference.table())).flatten()
     }
 
     /// Refuses a plan that reads a stream table `grant` does not cover. The caller's
@@ -460,10 +295,7 @@ impl QueryEngine {
 fn denied(grant: &Grant, table: &str) -> QueryError {
     QueryError::new(
         ErrorKind::Denied,
-        format!(
-            "permission denied: user '{}' may not read table '{table}' (query.users.streams)",
-            grant.user().unwrap_or_default()
-        ),
+        format!("permission denied: user '{}' may not read table '{table}' (query.users.streams)", grant.user().unwrap_or_default()),
     )
 }
 
@@ -508,35 +340,19 @@ fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
         }
     });
     if walked.is_err() {
-        return Err(QueryError::new(
-            ErrorKind::ReadOnly,
-            "tierlog is read-only: the plan could not be checked, so it is refused",
-        ));
+        return Err(QueryError::new(ErrorKind::ReadOnly, "tierlog is read-only: the plan could not be checked, so it is refused"));
     }
     match refused {
         None => Ok(()),
-        Some(node) => Err(read_only(
-            node.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-                .as_str(),
-            "only queries",
-        )),
+        Some(node) => Err(read_only(node.split_whitespace().take(3).collect::<Vec<_>>().join(" ").as_str(), "only queries")),
     }
 }
 
 fn gate_set(set: Set, head: &str) -> Result<Gated, QueryError> {
     let (name, value) = match set {
-        Set::SingleAssignment {
-            hivevar: false,
-            variable,
-            values,
-            ..
-        } if values.len() == 1 => (
-            variable.to_string().to_ascii_lowercase(),
-            setting_value(&values[0]),
-        ),
+        Set::SingleAssignment { hivevar: false, variable, values, .. } if values.len() == 1 => {
+            (variable.to_string().to_ascii_lowercase(), setting_value(&values[0]))
+        }
         Set::SetTimeZone { value, .. } => ("timezone".to_string(), setting_value(&value)),
         Set::SetNames { charset_name, .. } => ("client_encoding".to_string(), charset_name.value),
         _ => return Err(read_only(head, "only SET of a client setting")),
@@ -544,16 +360,11 @@ fn gate_set(set: Set, head: &str) -> Result<Gated, QueryError> {
     if name.starts_with("datafusion.") {
         return Err(QueryError::new(
             ErrorKind::SettingDenied,
-            format!(
-                "permission denied to set parameter \"{name}\": DataFusion options are node-wide, set in the [query] config"
-            ),
+            format!("permission denied to set parameter \"{name}\": DataFusion options are node-wide, set in the [query] config"),
         ));
     }
     let Some(setting) = ClientSetting::parse(&name) else {
-        return Err(QueryError::new(
-            ErrorKind::UnknownSetting,
-            format!("unrecognized configuration parameter \"{name}\""),
-        ));
+        return Err(QueryError::new(ErrorKind::UnknownSetting, format!("unrecognized configuration parameter \"{name}\"")));
     };
     let value = setting.check(&value)?;
     Ok(Gated::Set { setting, value })
@@ -602,38 +413,15 @@ mod tests {
 
     #[test]
     fn only_client_settings_may_be_set() {
-        assert!(matches!(
-            gate_sql("SET extra_float_digits = 3"),
-            Ok(Gated::Set {
-                setting: ClientSetting::ExtraFloatDigits,
-                ..
-            })
-        ));
-        assert!(
-            matches!(gate_sql("SET application_name = 'DBeaver'"), Ok(Gated::Set { setting: ClientSetting::ApplicationName, ref value }) if value == "DBeaver")
-        );
-        assert!(matches!(
-            gate_sql("SET TIME ZONE 'UTC'"),
-            Ok(Gated::Set {
-                setting: ClientSetting::TimeZone,
-                ..
-            })
-        ));
+        assert!(matches!(gate_sql("SET extra_float_digits = 3"), Ok(Gated::Set { setting: ClientSetting::ExtraFloatDigits, .. })));
+        assert!(matches!(gate_sql("SET application_name = 'DBeaver'"), Ok(Gated::Set { setting: ClientSetting::ApplicationName, ref value }) if value == "DBeaver"));
+        assert!(matches!(gate_sql("SET TIME ZONE 'UTC'"), Ok(Gated::Set { setting: ClientSetting::TimeZone, .. })));
         let kind = |sql: &str| gate_sql(sql).unwrap_err().kind();
-        assert_eq!(
-            kind("SET datafusion.runtime.memory_limit = '1K'"),
-            ErrorKind::SettingDenied
-        );
-        assert_eq!(
-            kind("SET datafusion.execution.batch_size = 1"),
-            ErrorKind::SettingDenied
-        );
+        assert_eq!(kind("SET datafusion.runtime.memory_limit = '1K'"), ErrorKind::SettingDenied);
+        assert_eq!(kind("SET datafusion.execution.batch_size = 1"), ErrorKind::SettingDenied);
         assert_eq!(kind("SET work_mem = '1GB'"), ErrorKind::UnknownSetting);
         assert_eq!(kind("SET TIME ZONE 'Europe/Paris'"), ErrorKind::Unsupported);
-        assert_eq!(
-            kind("SET client_encoding = 'LATIN1'"),
-            ErrorKind::Unsupported
-        );
+        assert_eq!(kind("SET client_encoding = 'LATIN1'"), ErrorKind::Unsupported);
         assert_eq!(kind("SET ROLE admin"), ErrorKind::ReadOnly);
     }
 }

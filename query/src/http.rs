@@ -9,22 +9,22 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use axum::Router;
 use serde_json::{Value, json};
 use tierlog_core::health::{ComponentState, Health};
 use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
 
 use crate::access::{Access, Grant};
-use crate::engine::Rows;
 use crate::engine::{Protocol, QueryEngine, count_auth_failure};
 use crate::error::QueryError;
+use crate::engine::Rows;
 use crate::format::{Encoder, Format, Summary};
 use futures::StreamExt;
 use http_body::Frame;
@@ -40,20 +40,8 @@ struct AppState {
 }
 
 /// The HTTP routes of a node.
-pub fn router(
-    health: Health,
-    metrics: Metrics,
-    engine: QueryEngine,
-    access: Access,
-    max_result_rows: usize,
-) -> Router {
-    let state = AppState {
-        health,
-        metrics,
-        engine,
-        access,
-        max_result_rows,
-    };
+pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, access: Access, max_result_rows: usize) -> Router {
+    let state = AppState { health, metrics, engine, access, max_result_rows };
     let guarded = Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/v1/sql", post(sql))
@@ -69,10 +57,7 @@ pub fn router(
 
 /// Resolves the request's bearer token to a [`Grant`] for the handlers, or answers 401.
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match state.access.bearer(authorization) {
         Ok(grant) => {
             request.extensions_mut().insert(grant);
@@ -81,10 +66,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         Err(denied) => {
             count_auth_failure(&state.metrics, Protocol::Http);
             let mut response = error(StatusCode::UNAUTHORIZED, &denied.to_string()).into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"tierlog\""),
-            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"tierlog\""));
             response
         }
     }
@@ -116,22 +98,12 @@ async fn sql(
     let statement = match serde_json::from_str::<Value>(&body) {
         Ok(Value::Object(o)) => match o.get("sql").and_then(Value::as_str) {
             Some(s) => s.to_string(),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "the JSON body needs a string field \"sql\"",
-                )
-                .into_response();
-            }
+            None => return error(StatusCode::BAD_REQUEST, "the JSON body needs a string field \"sql\"").into_response(),
         },
         _ => body,
     };
     let max_rows = state.max_result_rows;
-    let mut rows = match state
-        .engine
-        .sql_rows(&statement, &grant, Protocol::Http, Some(max_rows))
-        .await
-    {
+    let mut rows = match state.engine.sql_rows(&statement, &grant, Protocol::Http, Some(max_rows)).await {
         Ok(r) => r,
         Err(e) => return query_error(&e).into_response(),
     };
@@ -141,39 +113,21 @@ async fn sql(
         Some(Ok(batch)) => Some(batch),
         None => None,
     };
-    let mut encoder = match Encoder::new(
-        format,
-        Arc::clone(rows.schema()),
-        first.as_ref().map(|b| b.schema()),
-    ) {
+    let mut encoder = match Encoder::new(format, Arc::clone(rows.schema()), first.as_ref().map(|b| b.schema())) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()).into_response(),
     };
     let head = encoder.head().map_err(|e| e.to_string());
-    let answer = Answer {
-        rows,
-        encoder,
-        pending: first,
-        queue: VecDeque::new(),
-        started,
-        max_rows,
-        done: false,
-    };
+    let answer = Answer { rows, encoder, pending: first, queue: VecDeque::new(), started, max_rows, done: false };
     let frames = futures::stream::once(async move { head.map(|b| Frame::data(Bytes::from(b))) })
         .chain(futures::stream::unfold(answer, Answer::next_frame))
         .map(|frame| frame.map_err(|e| std::io::Error::other(e.to_string())));
     let mut response = Response::new(Body::new(StreamBody::new(frames)));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(format.content_type()),
-    );
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(format.content_type()));
     headers.insert(ROW_LIMIT_HEADER, header::HeaderValue::from(max_rows));
     if format != Format::Json {
-        headers.insert(
-            header::TRAILER,
-            header::HeaderValue::from_static("x-tierlog-truncated"),
-        );
+        headers.insert(header::TRAILER, header::HeaderValue::from_static("x-tierlog-truncated"));
     }
     response
 }
@@ -182,8 +136,7 @@ async fn sql(
 const ROW_LIMIT_HEADER: header::HeaderName = header::HeaderName::from_static("x-tierlog-row-limit");
 /// A trailer of non-JSON answers (sent when the client accepts trailers, `TE: trailers`):
 /// "true" when the row limit cut the answer. JSON answers say it in their last field.
-const TRUNCATED_TRAILER: header::HeaderName =
-    header::HeaderName::from_static("x-tierlog-truncated");
+const TRUNCATED_TRAILER: header::HeaderName = header::HeaderName::from_static("x-tierlog-truncated");
 
 /// A SQL answer being written.
 struct Answer {
@@ -214,8 +167,7 @@ impl Answer {
             match batch {
                 Some(Ok(batch)) => {
                     let bytes = self.encoder.batch(&batch).map_err(|e| e.to_string());
-                    self.queue
-                        .push_back(bytes.map(|b| Frame::data(Bytes::from(b))));
+                    self.queue.push_back(bytes.map(|b| Frame::data(Bytes::from(b))));
                 }
                 Some(Err(e)) if self.encoder.is_json() => {
                     let kind = e.kind();
@@ -238,18 +190,11 @@ impl Answer {
         let summary = Summary {
             num_rows: self.rows.num_rows(),
             elapsed_ms: self.started.elapsed().as_millis() as u64,
-            truncated: truncated.then(|| {
-                format!(
-                    "result cut at {} rows (query.max_result_rows)",
-                    self.max_rows
-                )
-            }),
+            truncated: truncated.then(|| format!("result cut at {} rows (query.max_result_rows)", self.max_rows)),
             error,
         };
         match self.encoder.tail(&summary) {
-            Ok(bytes) if !bytes.is_empty() => {
-                self.queue.push_back(Ok(Frame::data(Bytes::from(bytes))))
-            }
+            Ok(bytes) if !bytes.is_empty() => self.queue.push_back(Ok(Frame::data(Bytes::from(bytes)))),
             Ok(_) => {}
             Err(e) => self.queue.push_back(Err(e.to_string())),
         }
@@ -261,10 +206,7 @@ impl Answer {
 
 fn trailer(truncated: bool) -> Frame<Bytes> {
     let mut trailers = HeaderMap::new();
-    trailers.insert(
-        TRUNCATED_TRAILER,
-        header::HeaderValue::from_static(if truncated { "true" } else { "false" }),
-    );
+    trailers.insert(TRUNCATED_TRAILER, header::HeaderValue::from_static(if truncated { "true" } else { "false" }));
     Frame::trailers(trailers)
 }
 
@@ -299,10 +241,7 @@ async fn search(
 /// The status and body of a refused or failed query (see `error.rs` for the mapping).
 fn query_error(e: &QueryError) -> (StatusCode, Json<Value>) {
     let kind = e.kind();
-    (
-        kind.http_status(),
-        Json(json!({ "error": e.to_string(), "kind": kind.name(), "sqlstate": kind.sqlstate() })),
-    )
+    (kind.http_status(), Json(json!({ "error": e.to_string(), "kind": kind.name(), "sqlstate": kind.sqlstate() })))
 }
 
 fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
@@ -310,10 +249,7 @@ fn error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
 }
 
 async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// 200 when every dependency is usable, else 503; the body says which is not and why.
@@ -325,23 +261,14 @@ async fn ready(State(AppState { health, .. }): State<AppState>) -> impl IntoResp
             let value = match state {
                 ComponentState::Ready => json!({ "status": "ready" }),
                 ComponentState::Starting => json!({ "status": "starting" }),
-                ComponentState::Unavailable(reason) => {
-                    json!({ "status": "unavailable", "reason": reason })
-                }
+                ComponentState::Unavailable(reason) => json!({ "status": "unavailable", "reason": reason }),
             };
             (name.to_string(), value)
         })
         .collect();
     let ready = health.is_ready();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({ "ready": ready, "components": components })),
-    )
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ready": ready, "components": components })))
 }
 
 /// A bound HTTP listener; binding is separate from serving so that a taken address fails
@@ -352,9 +279,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<HttpServer> {
-        Ok(HttpServer {
-            listener: TcpListener::bind(addr).await?,
-        })
+        Ok(HttpServer { listener: TcpListener::bind(addr).await? })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -362,13 +287,7 @@ impl HttpServer {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
-    pub async fn serve(
-        self,
-        router: Router,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+    pub async fn serve(self, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await
     }
 }

@@ -27,33 +27,25 @@ use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::ServerOptions;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters;
-use datafusion_postgres::arrow_pg::datatypes::{
-    arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type,
-};
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use datafusion_postgres::pgwire::api::auth::cleartext::CleartextPasswordAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
-use datafusion_postgres::pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
-};
+use datafusion_postgres::pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{
-    DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
-};
+use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
 use datafusion_postgres::pgwire::api::store::{MemPortalStore, PortalStore};
-use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type,
-};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::ServerOptions;
 use futures::{Sink, SinkExt, StreamExt};
 use tierlog_core::metrics::Metrics;
 use tokio::sync::Mutex;
@@ -64,44 +56,21 @@ use crate::error::{ErrorKind, QueryError};
 use crate::gate::{ClientSetting, Gated};
 
 /// Serves the engine's tables over the PostgreSQL protocol until the task is dropped.
-pub async fn serve(
-    engine: &QueryEngine,
-    access: &Access,
-    metrics: &Metrics,
-    addr: SocketAddr,
-) -> std::io::Result<()> {
-    let options = ServerOptions::new()
-        .with_host(addr.ip().to_string())
-        .with_port(addr.port());
+pub async fn serve(engine: &QueryEngine, access: &Access, metrics: &Metrics, addr: SocketAddr) -> std::io::Result<()> {
+    let options = ServerOptions::new().with_host(addr.ip().to_string()).with_port(addr.port());
     let connections = Arc::new(ConnectionManager::new());
     let startup = if access.is_open() {
-        Startup::Open(Open {
-            connections: connections.clone(),
-        })
+        Startup::Open(Open { connections: connections.clone() })
     } else {
         // With any user configured, a connection needs a user with a password.
-        let passwords = Passwords {
-            access: access.clone(),
-            metrics: metrics.clone(),
-        };
+        let passwords = Passwords { access: access.clone(), metrics: metrics.clone() };
         Startup::Password(
-            CleartextPasswordAuthStartupHandler::new(
-                passwords,
-                DefaultServerParameterProvider::default(),
-            )
-            .with_connection_manager(connections.clone()),
+            CleartextPasswordAuthStartupHandler::new(passwords, DefaultServerParameterProvider::default())
+                .with_connection_manager(connections.clone()),
         )
     };
-    let wire = Arc::new(Wire {
-        engine: engine.clone(),
-        access: access.clone(),
-    });
-    let service = Arc::new(Service {
-        parser: Arc::new(PgParser {
-            wire: Arc::clone(&wire),
-        }),
-        wire,
-    });
+    let wire = Arc::new(Wire { engine: engine.clone(), access: access.clone() });
+    let service = Arc::new(Service { parser: Arc::new(PgParser { wire: Arc::clone(&wire) }), wire });
     let handlers = Handlers {
         service: service.clone(),
         startup: Arc::new(startup),
@@ -152,11 +121,7 @@ enum Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -190,6 +155,7 @@ impl AuthSource for Passwords {
     }
 }
 
+
 /// What one connection holds: its own session over its user's tables, and its cursors.
 /// Kept in the connection's extensions, so it ends with the connection.
 struct Connection {
@@ -210,11 +176,7 @@ struct Cursor {
 
 impl Cursor {
     /// Up to `count` rows (all the rest with `None`).
-    async fn take(
-        &mut self,
-        count: Option<usize>,
-        engine: &QueryEngine,
-    ) -> Result<Vec<RecordBatch>, QueryError> {
+    async fn take(&mut self, count: Option<usize>, engine: &QueryEngine) -> Result<Vec<RecordBatch>, QueryError> {
         let (mut out, mut taken) = (Vec::new(), 0usize);
         while count.is_none_or(|c| taken < c) {
             let batch = match self.pending.take() {
@@ -269,31 +231,18 @@ fn error_info(e: &QueryError) -> ErrorInfo {
 
 impl Wire {
     /// The connection's own state, made on its first statement.
-    fn connection<C: ClientInfo + ?Sized>(
-        &self,
-        client: &C,
-    ) -> Result<Arc<Connection>, QueryError> {
+    fn connection<C: ClientInfo + ?Sized>(&self, client: &C) -> Result<Arc<Connection>, QueryError> {
         if let Some(connection) = client.session_extensions().get::<Connection>() {
             return Ok(connection);
         }
-        let user = client
-            .metadata()
-            .get("user")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let grant = self.access.grant_of(user).ok_or_else(|| {
-            QueryError::new(ErrorKind::Denied, format!("user '{user}' may not query"))
-        })?;
+        let user = client.metadata().get("user").map(String::as_str).unwrap_or_default();
+        let grant = self
+            .access
+            .grant_of(user)
+            .ok_or_else(|| QueryError::new(ErrorKind::Denied, format!("user '{user}' may not query")))?;
         let ctx = self.engine.private_session(&grant)?;
-        client.session_extensions().insert(Connection {
-            ctx,
-            grant,
-            cursors: Mutex::default(),
-        });
-        Ok(client
-            .session_extensions()
-            .get::<Connection>()
-            .expect("just inserted"))
+        client.session_extensions().insert(Connection { ctx, grant, cursors: Mutex::default() });
+        Ok(client.session_extensions().get::<Connection>().expect("just inserted"))
     }
 
     /// Parses and gates one statement of either protocol.
@@ -303,36 +252,18 @@ impl Wire {
         statement: datafusion::sql::sqlparser::ast::Statement,
     ) -> Result<Prepared, QueryError> {
         let connection = self.connection(client)?;
-        let gated = self
-            .engine
-            .gate(&connection.ctx, &connection.grant, statement)
-            .await?;
+        let gated = self.engine.gate(&connection.ctx, &connection.grant, statement).await?;
         let fetch_schema = match &gated {
             Gated::Fetch { cursor, .. } => Some(
-                connection
-                    .cursors
-                    .lock()
-                    .await
-                    .get(cursor)
-                    .map(|c| Arc::clone(&c.schema))
-                    .ok_or_else(|| no_cursor(cursor))?,
+                connection.cursors.lock().await.get(cursor).map(|c| Arc::clone(&c.schema)).ok_or_else(|| no_cursor(cursor))?,
             ),
             _ => None,
         };
-        Ok(Prepared {
-            gated,
-            fetch_schema,
-        })
+        Ok(Prepared { gated, fetch_schema })
     }
 
     /// Runs a gated statement: rows with the client's `format`, or a command tag.
-    async fn run<C>(
-        &self,
-        client: &mut C,
-        prepared: Prepared,
-        format: &Format,
-        started: Instant,
-    ) -> Result<Response, QueryError>
+    async fn run<C>(&self, client: &mut C, prepared: Prepared, format: &Format, started: Instant) -> Result<Response, QueryError>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -340,9 +271,7 @@ impl Wire {
     {
         let connection = self.connection(client)?;
         // After an error, PostgreSQL runs nothing but the end of the transaction.
-        if client.transaction_status() == TransactionStatus::Error
-            && !matches!(prepared.gated, Gated::Commit | Gated::Rollback)
-        {
+        if client.transaction_status() == TransactionStatus::Error && !matches!(prepared.gated, Gated::Commit | Gated::Rollback) {
             return Err(QueryError::new(
                 ErrorKind::InFailedTransaction,
                 "current transaction is aborted, commands ignored until end of transaction block",
@@ -353,99 +282,54 @@ impl Wire {
         Ok(match prepared.gated {
             Gated::Read(plan) => {
                 let fields = Arc::new(pg_fields(plan.schema().as_arrow(), format, &options)?);
-                let batches = self
-                    .execute(&connection.ctx, plan, started, session_timeout)
-                    .await?;
+                let batches = self.execute(&connection.ctx, plan, started, session_timeout).await?;
                 let engine = self.engine.clone();
                 let encoded = Arc::clone(&fields);
-                let rows =
-                    batches
-                        .into_stream()
-                        .map(
-                            move |item| -> Box<
-                                dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync,
-                            > {
-                                match item.and_then(|b| b.map_err(|e| engine.error(e))) {
-                                    Ok(batch) => encode_recordbatch(Arc::clone(&encoded), batch),
-                                    Err(e) => Box::new(std::iter::once(Err(pg_error(&e)))),
-                                }
-                            },
-                        )
-                        .flat_map(futures::stream::iter);
+                let rows = batches
+                    .into_stream()
+                    .map(move |item| -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> {
+                        match item.and_then(|b| b.map_err(|e| engine.error(e))) {
+                            Ok(batch) => encode_recordbatch(Arc::clone(&encoded), batch),
+                            Err(e) => Box::new(std::iter::once(Err(pg_error(&e)))),
+                        }
+                    })
+                    .flat_map(futures::stream::iter);
                 Response::Query(QueryResponse::new(fields, rows))
             }
             Gated::Set { setting, value } => {
-                client
-                    .metadata_mut()
-                    .insert(setting.key().to_string(), value.clone());
+                client.metadata_mut().insert(setting.key().to_string(), value.clone());
                 if let Some(name) = setting.reported_name() {
-                    let status = PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-                        name.to_string(),
-                        value,
-                    ));
-                    client.send(status).await.map_err(|e| {
-                        QueryError::new(ErrorKind::Internal, PgWireError::from(e).to_string())
-                    })?;
+                    let status = PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.to_string(), value));
+                    client.send(status).await.map_err(|e| QueryError::new(ErrorKind::Internal, PgWireError::from(e).to_string()))?;
                 }
                 Response::Execution(Tag::new("SET"))
             }
             Gated::Show(setting) => {
-                let value = client
-                    .metadata()
-                    .get(setting.key())
-                    .cloned()
-                    .unwrap_or_else(|| setting.default_value().to_string());
-                let value = if setting == ClientSetting::StatementTimeout && value != "0" {
-                    format!("{value}ms")
-                } else {
-                    value
-                };
+                let value = client.metadata().get(setting.key()).cloned().unwrap_or_else(|| setting.default_value().to_string());
+                let value = if setting == ClientSetting::StatementTimeout && value != "0" { format!("{value}ms") } else { value };
                 Response::Query(one_value(setting.key(), &value)?)
             }
             Gated::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             Gated::Commit | Gated::Rollback => {
                 // Cursors without HOLD end with their transaction.
                 let mut cursors = connection.cursors.lock().await;
-                let ended: Vec<String> = cursors
-                    .iter()
-                    .filter(|(_, c)| !c.hold)
-                    .map(|(name, _)| name.clone())
-                    .collect();
+                let ended: Vec<String> = cursors.iter().filter(|(_, c)| !c.hold).map(|(name, _)| name.clone()).collect();
                 for name in ended {
                     cursors.remove(&name);
                     cursor_portal(client, &name, None);
                 }
                 let failed = client.transaction_status() == TransactionStatus::Error;
-                Response::TransactionEnd(Tag::new(
-                    if matches!(prepared.gated, Gated::Commit) && !failed {
-                        "COMMIT"
-                    } else {
-                        "ROLLBACK"
-                    },
-                ))
+                Response::TransactionEnd(Tag::new(if matches!(prepared.gated, Gated::Commit) && !failed { "COMMIT" } else { "ROLLBACK" }))
             }
             Gated::Declare { cursor, plan, hold } => {
                 let mut cursors = connection.cursors.lock().await;
                 if cursors.contains_key(&cursor) {
-                    return Err(QueryError::new(
-                        ErrorKind::UndefinedCursor,
-                        format!("cursor \"{cursor}\" already exists"),
-                    ));
+                    return Err(QueryError::new(ErrorKind::UndefinedCursor, format!("cursor \"{cursor}\" already exists")));
                 }
                 let schema = Arc::new(plan.schema().as_arrow().clone());
-                let rows = self
-                    .execute(&connection.ctx, plan, started, session_timeout)
-                    .await?;
+                let rows = self.execute(&connection.ctx, plan, started, session_timeout).await?;
                 cursor_portal(client, &cursor, Some(&schema));
-                cursors.insert(
-                    cursor,
-                    Cursor {
-                        schema,
-                        rows,
-                        pending: None,
-                        hold,
-                    },
-                );
+                cursors.insert(cursor, Cursor { schema, rows, pending: None, hold });
                 Response::Execution(Tag::new("DECLARE CURSOR"))
             }
             Gated::Fetch { cursor, count } => {
@@ -453,10 +337,8 @@ impl Wire {
                 let open = cursors.get_mut(&cursor).ok_or_else(|| no_cursor(&cursor))?;
                 let fields = Arc::new(pg_fields(&open.schema, format, &options)?);
                 let batches = open.take(count, &self.engine).await?;
-                let rows: Vec<PgWireResult<DataRow>> = batches
-                    .into_iter()
-                    .flat_map(|b| encode_recordbatch(Arc::clone(&fields), b))
-                    .collect();
+                let rows: Vec<PgWireResult<DataRow>> =
+                    batches.into_iter().flat_map(|b| encode_recordbatch(Arc::clone(&fields), b)).collect();
                 let mut response = QueryResponse::new(fields, futures::stream::iter(rows));
                 response.set_command_tag("FETCH");
                 Response::Query(response)
@@ -496,13 +378,8 @@ impl Wire {
         started: Instant,
         session_timeout: Option<Duration>,
     ) -> Result<Running<Result<RecordBatch, DataFusionError>>, QueryError> {
-        let frame = ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(|e| self.engine.error(e))?;
-        Ok(self
-            .engine
-            .start(frame, Protocol::Pg, started, session_timeout))
+        let frame = ctx.execute_logical_plan(plan).await.map_err(|e| self.engine.error(e))?;
+        Ok(self.engine.start(frame, Protocol::Pg, started, session_timeout))
     }
 
     /// Counts a statement that failed before producing rows, and turns it into a pg error.
@@ -519,22 +396,10 @@ where
     C: ClientPortalStore,
     C::PortalStore: PortalStore,
 {
-    let Some(store) = client
-        .portal_store()
-        .as_any()
-        .downcast_ref::<MemPortalStore<Prepared>>()
-    else {
-        return;
-    };
+    let Some(store) = client.portal_store().as_any().downcast_ref::<MemPortalStore<Prepared>>() else { return };
     match schema {
         Some(schema) => {
-            let prepared = Prepared {
-                gated: Gated::Fetch {
-                    cursor: name.to_string(),
-                    count: None,
-                },
-                fetch_schema: Some(Arc::clone(schema)),
-            };
+            let prepared = Prepared { gated: Gated::Fetch { cursor: name.to_string(), count: None }, fetch_schema: Some(Arc::clone(schema)) };
             let statement = Arc::new(StoredStatement::new(name.to_string(), prepared, vec![]));
             store.put_portal(Arc::new(Portal::new_cursor(name.to_string(), statement)));
         }
@@ -543,44 +408,24 @@ where
 }
 
 fn no_cursor(name: &str) -> QueryError {
-    QueryError::new(
-        ErrorKind::UndefinedCursor,
-        format!("cursor \"{name}\" does not exist"),
-    )
+    QueryError::new(ErrorKind::UndefinedCursor, format!("cursor \"{name}\" does not exist"))
 }
 
 /// The session's `statement_timeout`, when set.
 fn session_timeout<C: ClientInfo + ?Sized>(client: &C) -> Option<Duration> {
-    let ms: u64 = client
-        .metadata()
-        .get(ClientSetting::StatementTimeout.key())?
-        .parse()
-        .ok()?;
+    let ms: u64 = client.metadata().get(ClientSetting::StatementTimeout.key())?.parse().ok()?;
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
-fn pg_fields(
-    schema: &arrow::datatypes::Schema,
-    format: &Format,
-    options: &Arc<FormatOptions>,
-) -> Result<Vec<FieldInfo>, QueryError> {
-    arrow_schema_to_pg_fields(schema, format, Some(Arc::clone(options)))
-        .map_err(|e| QueryError::new(ErrorKind::Unsupported, e.to_string()))
+fn pg_fields(schema: &arrow::datatypes::Schema, format: &Format, options: &Arc<FormatOptions>) -> Result<Vec<FieldInfo>, QueryError> {
+    arrow_schema_to_pg_fields(schema, format, Some(Arc::clone(options))).map_err(|e| QueryError::new(ErrorKind::Unsupported, e.to_string()))
 }
 
 /// A one-row, one-column text answer (`SHOW`).
 fn one_value(name: &str, value: &str) -> Result<QueryResponse, QueryError> {
-    let fields = Arc::new(vec![FieldInfo::new(
-        name.to_string(),
-        None,
-        None,
-        Type::VARCHAR,
-        FieldFormat::Text,
-    )]);
+    let fields = Arc::new(vec![FieldInfo::new(name.to_string(), None, None, Type::VARCHAR, FieldFormat::Text)]);
     let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
-    encoder
-        .encode_field(&Some(value))
-        .map_err(|e| QueryError::new(ErrorKind::Internal, e.to_string()))?;
+    encoder.encode_field(&Some(value)).map_err(|e| QueryError::new(ErrorKind::Internal, e.to_string()))?;
     let row = encoder.take_row();
     let mut response = QueryResponse::new(fields, futures::stream::iter([Ok(row)]));
     response.set_command_tag("SHOW");
@@ -598,10 +443,7 @@ impl SimpleQueryHandler for Service {
     {
         let wire = &self.wire;
         let started = Instant::now();
-        let statements = wire
-            .engine
-            .parse(query)
-            .map_err(|e| wire.failed(e, started))?;
+        let statements = wire.engine.parse(query).map_err(|e| wire.failed(e, started))?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
@@ -609,10 +451,7 @@ impl SimpleQueryHandler for Service {
         for statement in statements {
             let started = Instant::now();
             let result = match wire.prepare(client, statement).await {
-                Ok(prepared) => {
-                    wire.run(client, prepared, &Format::UnifiedText, started)
-                        .await
-                }
+                Ok(prepared) => wire.run(client, prepared, &Format::UnifiedText, started).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -638,65 +477,39 @@ struct PgParser {
 impl QueryParser for PgParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(
-        &self,
-        client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(&self, client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let started = Instant::now();
         let wire = &self.wire;
-        let mut statements = wire
-            .engine
-            .parse(sql)
-            .map_err(|e| wire.failed(e, started))?;
+        let mut statements = wire.engine.parse(sql).map_err(|e| wire.failed(e, started))?;
         let statement = match statements.len() {
             0 => return Ok(None),
             1 => statements.remove(0),
             _ => {
-                let e = QueryError::new(
-                    ErrorKind::Syntax,
-                    "cannot insert multiple commands into a prepared statement",
-                );
+                let e = QueryError::new(ErrorKind::Syntax, "cannot insert multiple commands into a prepared statement");
                 return Err(wire.failed(e, started));
             }
         };
-        wire.prepare(client, statement)
-            .await
-            .map(Some)
-            .map_err(|e| wire.failed(e, started))
+        wire.prepare(client, statement).await.map(Some).map_err(|e| wire.failed(e, started))
     }
 
     fn get_parameter_types(&self, prepared: &Prepared) -> PgWireResult<Vec<Type>> {
-        let Some(plan) = prepared.plan() else {
-            return Ok(vec![]);
-        };
+        let Some(plan) = prepared.plan() else { return Ok(vec![]) };
         parameter_types(plan)?
             .into_iter()
             .map(|t| t.map_or(Ok(Type::UNKNOWN), |t| into_pg_type(&t)))
             .collect()
     }
 
-    fn get_result_schema(
-        &self,
-        prepared: &Prepared,
-        format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(&self, prepared: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         let format = format.unwrap_or(&Format::UnifiedText);
         let schema = match (&prepared.gated, &prepared.fetch_schema) {
             (Gated::Read(plan), _) => Arc::new(plan.schema().as_arrow().clone()),
             (Gated::Fetch { .. }, Some(schema)) => Arc::clone(schema),
             (Gated::Show(setting), _) => {
-                return Ok(vec![FieldInfo::new(
-                    setting.key().to_string(),
-                    None,
-                    None,
-                    Type::VARCHAR,
-                    format.format_for(0),
-                )]);
+                return Ok(vec![FieldInfo::new(setting.key().to_string(), None, None, Type::VARCHAR, format.format_for(0))]);
             }
             _ => return Ok(vec![]),
         };
@@ -725,13 +538,9 @@ impl Prepared {
 
 /// The types of `$1 … $n`, in order (`None` where DataFusion cannot tell).
 fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<arrow::datatypes::DataType>>> {
-    let types = plan
-        .get_parameter_types()
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    let mut numbered: Vec<(usize, Option<arrow::datatypes::DataType>)> = types
-        .into_iter()
-        .filter_map(|(name, t)| Some((name.strip_prefix('$')?.parse().ok()?, t)))
-        .collect();
+    let types = plan.get_parameter_types().map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let mut numbered: Vec<(usize, Option<arrow::datatypes::DataType>)> =
+        types.into_iter().filter_map(|(name, t)| Some((name.strip_prefix('$')?.parse().ok()?, t))).collect();
     numbered.sort_by_key(|(n, _)| *n);
     Ok(numbered.into_iter().map(|(_, t)| t).collect())
 }
@@ -745,12 +554,7 @@ impl ExtendedQueryHandler for Service {
         Arc::clone(&self.parser)
     }
 
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Prepared>,
-        _max_rows: usize,
-    ) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -762,22 +566,13 @@ impl ExtendedQueryHandler for Service {
         let mut prepared = portal.statement.statement.clone();
         if portal.parameter_len() > 0 {
             let Some(plan) = prepared.plan() else {
-                return Err(self.wire.failed(
-                    QueryError::new(ErrorKind::Syntax, "this statement takes no parameters"),
-                    started,
-                ));
+                return Err(self.wire.failed(QueryError::new(ErrorKind::Syntax, "this statement takes no parameters"), started));
             };
             let types = parameter_types(plan)?;
-            let types: Vec<Option<&arrow::datatypes::DataType>> =
-                types.iter().map(Option::as_ref).collect();
+            let types: Vec<Option<&arrow::datatypes::DataType>> = types.iter().map(Option::as_ref).collect();
             let values = deserialize_parameters(portal, &types)?;
-            prepared
-                .bind(&values)
-                .map_err(|e| self.wire.failed(self.wire.engine.error(e), started))?;
+            prepared.bind(&values).map_err(|e| self.wire.failed(self.wire.engine.error(e), started))?;
         }
-        self.wire
-            .run(client, prepared, &portal.result_column_format, started)
-            .await
-            .map_err(|e| self.wire.failed(e, started))
+        self.wire.run(client, prepared, &portal.result_column_format, started).await.map_err(|e| self.wire.failed(e, started))
     }
 }

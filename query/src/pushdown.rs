@@ -11,8 +11,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, Volatility,
-    create_udf,
+    BinaryExpr, ColumnarValue, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, Volatility, create_udf,
 };
 use tantivy::query::{EmptyQuery, EnableScoring, Query, QueryParser, RangeQuery, TermSetQuery};
 use tantivy::schema::{Field, FieldType as TantivyType};
@@ -34,20 +33,8 @@ pub fn udfs() -> Vec<ScalarUDF> {
         })
     };
     vec![
-        create_udf(
-            MATCH,
-            vec![DataType::Utf8, DataType::Utf8],
-            DataType::Boolean,
-            Volatility::Immutable,
-            refuse(MATCH),
-        ),
-        create_udf(
-            MATCH_ALL,
-            vec![DataType::Utf8],
-            DataType::Boolean,
-            Volatility::Immutable,
-            refuse(MATCH_ALL),
-        ),
+        create_udf(MATCH, vec![DataType::Utf8, DataType::Utf8], DataType::Boolean, Volatility::Immutable, refuse(MATCH)),
+        create_udf(MATCH_ALL, vec![DataType::Utf8], DataType::Boolean, Volatility::Immutable, refuse(MATCH_ALL)),
     ]
 }
 
@@ -98,23 +85,12 @@ impl TextSearch {
     fn resolve(text: TextQuery, columns: &[TableColumn]) -> TextSearch {
         match text {
             TextQuery::Column { column, query } => {
-                let field = columns
-                    .iter()
-                    .find(|c| c.name == column)
-                    .map_or_else(|| column.clone(), |c| c.field.clone());
-                TextSearch {
-                    column: Some(column),
-                    fields: vec![field],
-                    query,
-                }
+                let field = columns.iter().find(|c| c.name == column).map_or_else(|| column.clone(), |c| c.field.clone());
+                TextSearch { column: Some(column), fields: vec![field], query }
             }
             TextQuery::All { query } => TextSearch {
                 column: None,
-                fields: columns
-                    .iter()
-                    .filter(|c| !NOT_TEXT.contains(&c.name.as_str()))
-                    .map(|c| c.field.clone())
-                    .collect(),
+                fields: columns.iter().filter(|c| !NOT_TEXT.contains(&c.name.as_str())).map(|c| c.field.clone()).collect(),
                 query,
             },
         }
@@ -139,31 +115,21 @@ fn strip_casts(e: &Expr) -> &Expr {
 
 fn string_literal(e: &Expr) -> Option<String> {
     match strip_casts(e) {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)),
-            _,
-        ) => Some(s.clone()),
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            Some(s.clone())
+        }
         _ => None,
     }
 }
 
 fn text_query(e: &Expr) -> Option<TextQuery> {
-    let Expr::ScalarFunction(f) = e else {
-        return None;
-    };
+    let Expr::ScalarFunction(f) = e else { return None };
     match (f.func.name(), f.args.as_slice()) {
         (MATCH, [column, query]) => match strip_casts(column) {
-            Expr::Column(c) => Some(TextQuery::Column {
-                column: c.name.clone(),
-                query: string_literal(query)?,
-            }),
+            Expr::Column(c) => Some(TextQuery::Column { column: c.name.clone(), query: string_literal(query)? }),
             _ => None,
         },
-        (MATCH_ALL, [query]) => Some(TextQuery::All {
-            query: string_literal(query)?,
-        }),
+        (MATCH_ALL, [query]) => Some(TextQuery::All { query: string_literal(query)? }),
         _ => None,
     }
 }
@@ -185,18 +151,13 @@ fn timestamp_us(e: &Expr) -> Option<i64> {
 
 /// `_timestamp <op> literal` (either side) as a bound.
 fn time_bound(e: &Expr) -> Option<TimeBounds> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
-        return None;
-    };
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return None };
     // The column bare, or cast to a timestamp at least as fine (nothing truncated).
     fn is_ts(e: &Expr) -> bool {
         match e {
             Expr::Column(c) => c.name == "_timestamp",
             Expr::Cast(c) => {
-                matches!(
-                    c.field.data_type(),
-                    DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
-                ) && is_ts(&c.expr)
+                matches!(c.field.data_type(), DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)) && is_ts(&c.expr)
             }
             _ => false,
         }
@@ -209,18 +170,9 @@ fn time_bound(e: &Expr) -> Option<TimeBounds> {
         return None;
     };
     Some(match op {
-        Operator::Gt | Operator::GtEq => TimeBounds {
-            min_us: Some(value),
-            max_us: None,
-        },
-        Operator::Lt | Operator::LtEq => TimeBounds {
-            min_us: None,
-            max_us: Some(value),
-        },
-        Operator::Eq => TimeBounds {
-            min_us: Some(value),
-            max_us: Some(value),
-        },
+        Operator::Gt | Operator::GtEq => TimeBounds { min_us: Some(value), max_us: None },
+        Operator::Lt | Operator::LtEq => TimeBounds { min_us: None, max_us: Some(value) },
+        Operator::Eq => TimeBounds { min_us: Some(value), max_us: Some(value) },
         _ => return None,
     })
 }
@@ -251,18 +203,10 @@ fn literal(e: &Expr) -> Option<ScalarValue> {
 }
 
 fn field_filter(e: &Expr, columns: &[TableColumn]) -> Option<FieldFilter> {
-    let filter = |column: &TableColumn, op| {
-        Some(FieldFilter {
-            field: column.field.clone(),
-            op,
-        })
-    };
+    let filter = |column: &TableColumn, op| Some(FieldFilter { field: column.field.clone(), op });
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (column, op, value) = match (
-                indexed_column(left, columns),
-                indexed_column(right, columns),
-            ) {
+            let (column, op, value) = match (indexed_column(left, columns), indexed_column(right, columns)) {
                 (Some(c), None) => (c, *op, literal(right)?),
                 (None, Some(c)) => (c, op.swap()?, literal(left)?),
                 _ => return None,
@@ -283,10 +227,7 @@ fn field_filter(e: &Expr, columns: &[TableColumn]) -> Option<FieldFilter> {
         }
         Expr::Between(between) if !between.negated => filter(
             indexed_column(&between.expr, columns)?,
-            FieldOp::Range(
-                Bound::Included(literal(&between.low)?),
-                Bound::Included(literal(&between.high)?),
-            ),
+            FieldOp::Range(Bound::Included(literal(&between.low)?), Bound::Included(literal(&between.high)?)),
         ),
         _ => None,
     }
@@ -333,13 +274,8 @@ impl Pushdown {
         if segment.num_docs() == 0 {
             return false;
         }
-        let Ok(column) = segment.fast_fields().date("_timestamp") else {
-            return true;
-        };
-        let (lo, hi) = (
-            column.min_value().into_timestamp_micros(),
-            column.max_value().into_timestamp_micros(),
-        );
+        let Ok(column) = segment.fast_fields().date("_timestamp") else { return true };
+        let (lo, hi) = (column.min_value().into_timestamp_micros(), column.max_value().into_timestamp_micros());
         self.time.min_us.is_none_or(|min| hi >= min) && self.time.max_us.is_none_or(|max| lo <= max)
     }
 
@@ -348,10 +284,7 @@ impl Pushdown {
     pub fn check_syntax(&self) -> Result<()> {
         for TextSearch { query, .. } in &self.text {
             if tantivy::query_grammar::parse_query(query).is_err() {
-                return Err(DataFusionError::Plan(format!(
-                    "match(): cannot parse '{query}'{}",
-                    syntax_position(query)
-                )));
+                return Err(DataFusionError::Plan(format!("match(): cannot parse '{query}'{}", syntax_position(query))));
             }
         }
         Ok(())
@@ -363,23 +296,17 @@ impl Pushdown {
         let mut queries = self.parse_text(searcher)?;
         let schema = searcher.index().schema();
         for filter in &self.fields {
-            let Ok(field) = schema.get_field(&filter.field) else {
-                continue;
-            };
+            let Ok(field) = schema.get_field(&filter.field) else { continue };
             let entry = schema.get_field_entry(field);
             if !entry.is_indexed() {
                 continue;
             }
             let term = |v: &ScalarValue| term(field, entry.field_type(), v);
             let query: Option<Box<dyn Query>> = match &filter.op {
-                FieldOp::In(values) => values
-                    .iter()
-                    .map(|v| term(v)?.exact())
-                    .collect::<Option<Vec<_>>>()
-                    .map(|t| Box::new(TermSetQuery::new(t)) as _),
-                FieldOp::Range(lower, upper)
-                    if !matches!(entry.field_type(), TantivyType::Str(_)) =>
-                {
+                FieldOp::In(values) => {
+                    values.iter().map(|v| term(v)?.exact()).collect::<Option<Vec<_>>>().map(|t| Box::new(TermSetQuery::new(t)) as _)
+                }
+                FieldOp::Range(lower, upper) if !matches!(entry.field_type(), TantivyType::Str(_)) => {
                     let bound = |b: &Bound<ScalarValue>, round: fn(ValueTerm) -> Term| match b {
                         Bound::Unbounded => Some(Bound::Unbounded),
                         Bound::Included(v) => term(v).map(|t| Bound::Included(round(t))),
@@ -388,10 +315,7 @@ impl Pushdown {
                             rounded => Bound::Included(round(rounded)),
                         }),
                     };
-                    match (
-                        bound(lower, ValueTerm::floor),
-                        bound(upper, ValueTerm::ceil),
-                    ) {
+                    match (bound(lower, ValueTerm::floor), bound(upper, ValueTerm::ceil)) {
                         (Some(lo), Some(hi)) => Some(Box::new(RangeQuery::new(lo, hi))),
                         _ => None,
                     }
@@ -419,30 +343,18 @@ impl Pushdown {
                     .collect();
                 let searchable: Vec<Field> = present
                     .iter()
-                    .filter(|(_, e)| {
-                        e.is_indexed()
-                            && matches!(
-                                e.field_type(),
-                                TantivyType::Str(_) | TantivyType::JsonObject(_)
-                            )
-                    })
+                    .filter(|(_, e)| e.is_indexed() && matches!(e.field_type(), TantivyType::Str(_) | TantivyType::JsonObject(_)))
                     .map(|(f, _)| *f)
                     .collect();
                 if let Some(column) = &t.column
                     && !present.is_empty()
                     && !present.iter().any(|(_, e)| e.is_indexed())
                 {
-                    return Err(DataFusionError::Plan(format!(
-                        "match(): column '{column}' is not searchable"
-                    )));
+                    return Err(DataFusionError::Plan(format!("match(): column '{column}' is not searchable")));
                 }
                 // match(column) also takes number and date fields (`status:[200 TO 299]`).
                 let fields = match &t.column {
-                    Some(_) => present
-                        .iter()
-                        .filter(|(_, e)| e.is_indexed())
-                        .map(|(f, _)| *f)
-                        .collect(),
+                    Some(_) => present.iter().filter(|(_, e)| e.is_indexed()).map(|(f, _)| *f).collect(),
                     None => searchable,
                 };
                 if fields.is_empty() {
@@ -451,12 +363,7 @@ impl Pushdown {
                 let query = &t.query;
                 QueryParser::for_index(index, fields)
                     .parse_query(query)
-                    .map_err(|e| {
-                        DataFusionError::Plan(format!(
-                            "match(): cannot parse '{query}'{}: {e}",
-                            syntax_position(query)
-                        ))
-                    })
+                    .map_err(|e| DataFusionError::Plan(format!("match(): cannot parse '{query}'{}: {e}", syntax_position(query))))
             })
             .collect()
     }
@@ -516,9 +423,7 @@ fn term(field: Field, field_type: &TantivyType, value: &ScalarValue) -> Option<V
     let exact = |t: Term| Some(ValueTerm::Exact(t));
     match field_type {
         TantivyType::Str(_) => match value {
-            V::Utf8(Some(s)) | V::Utf8View(Some(s)) | V::LargeUtf8(Some(s)) => {
-                exact(Term::from_field_text(field, s))
-            }
+            V::Utf8(Some(s)) | V::Utf8View(Some(s)) | V::LargeUtf8(Some(s)) => exact(Term::from_field_text(field, s)),
             _ => None,
         },
         TantivyType::I64(_) => exact(Term::from_field_i64(field, int()?)),
@@ -528,19 +433,14 @@ fn term(field: Field, field_type: &TantivyType, value: &ScalarValue) -> Option<V
                 V::Float32(Some(f)) => f64::from(*f),
                 _ => int()? as f64,
             };
-            if f.is_nan() {
-                None
-            } else {
-                exact(Term::from_field_f64(field, f))
-            }
+            if f.is_nan() { None } else { exact(Term::from_field_f64(field, f)) }
         }
         TantivyType::Bool(_) => match value {
             V::Boolean(Some(b)) => exact(Term::from_field_bool(field, *b)),
             _ => None,
         },
         TantivyType::Date(_) => {
-            let micros =
-                |us: i64| Term::from_field_date(field, DateTime::from_timestamp_micros(us));
+            let micros = |us: i64| Term::from_field_date(field, DateTime::from_timestamp_micros(us));
             match value {
                 V::TimestampNanosecond(Some(ns), _) if ns.rem_euclid(1_000) != 0 => {
                     let floor = ns.div_euclid(1_000);
@@ -554,11 +454,7 @@ fn term(field: Field, field_type: &TantivyType, value: &ScalarValue) -> Option<V
 }
 
 /// The documents of `segment` (sorted) that every query matches.
-pub fn matching_docs(
-    searcher: &Searcher,
-    segment: &SegmentReader,
-    queries: &[Box<dyn Query>],
-) -> Result<Vec<DocId>> {
+pub fn matching_docs(searcher: &Searcher, segment: &SegmentReader, queries: &[Box<dyn Query>]) -> Result<Vec<DocId>> {
     let mut docs: Option<Vec<DocId>> = None;
     for query in queries {
         let weight = query
@@ -590,11 +486,7 @@ mod tests {
     use super::*;
 
     fn columns() -> Vec<TableColumn> {
-        let column = |name: &str, kind| TableColumn {
-            name: name.into(),
-            field: name.into(),
-            kind,
-        };
+        let column = |name: &str, kind| TableColumn { name: name.into(), field: name.into(), kind };
         vec![
             column("_timestamp", ColumnKind::Timestamp),
             column("level", ColumnKind::Keyword),
@@ -608,26 +500,13 @@ mod tests {
         let c = columns();
         let inexact = TableProviderFilterPushDown::Inexact;
         assert_eq!(support(&col("level").eq(lit("INFO")), &c), inexact);
-        assert_eq!(
-            support(&col("level").in_list(vec![lit("a"), lit("b")], false), &c),
-            inexact
-        );
-        assert_eq!(
-            support(&col("rtt").between(lit(0.1), lit(0.2)), &c),
-            inexact
-        );
+        assert_eq!(support(&col("level").in_list(vec![lit("a"), lit("b")], false), &c), inexact);
+        assert_eq!(support(&col("rtt").between(lit(0.1), lit(0.2)), &c), inexact);
         assert_eq!(support(&lit(0.5).lt(col("rtt")), &c), inexact);
         let micros = ScalarValue::TimestampMicrosecond(Some(10), Some("UTC".into()));
         assert_eq!(support(&col("_timestamp").gt_eq(lit(micros)), &c), inexact);
-        let p =
-            Pushdown::from_filters(&[col("level").in_list(vec![lit("a"), lit("b")], false)], &c);
-        assert_eq!(
-            p.fields,
-            vec![FieldFilter {
-                field: "level".into(),
-                op: FieldOp::In(vec!["a".into(), "b".into()])
-            }]
-        );
+        let p = Pushdown::from_filters(&[col("level").in_list(vec![lit("a"), lit("b")], false)], &c);
+        assert_eq!(p.fields, vec![FieldFilter { field: "level".into(), op: FieldOp::In(vec!["a".into(), "b".into()]) }]);
     }
 
     #[test]
@@ -635,31 +514,12 @@ mod tests {
         let c = columns();
         let unsupported = TableProviderFilterPushDown::Unsupported;
         // rtt > CAST(1.9 AS BIGINT) is rtt > 1: searching rtt > 1.9 would lose 1.5.
-        assert_eq!(
-            support(&col("rtt").gt(cast(lit(1.9), DataType::Int64)), &c),
-            unsupported
-        );
+        assert_eq!(support(&col("rtt").gt(cast(lit(1.9), DataType::Int64)), &c), unsupported);
         // A cast to seconds truncates the column: its bounds are not the column's.
-        let seconds = cast(
-            col("_timestamp"),
-            DataType::Timestamp(TimeUnit::Second, None),
-        );
-        assert_eq!(
-            support(
-                &seconds.eq(lit(ScalarValue::TimestampSecond(Some(10), None))),
-                &c
-            ),
-            unsupported
-        );
+        let seconds = cast(col("_timestamp"), DataType::Timestamp(TimeUnit::Second, None));
+        assert_eq!(support(&seconds.eq(lit(ScalarValue::TimestampSecond(Some(10), None))), &c), unsupported);
         assert_eq!(support(&col("level").not_eq(lit("x")), &c), unsupported);
-        assert_eq!(
-            support(&col("level").in_list(vec![lit("a")], true), &c),
-            unsupported
-        );
-        assert_eq!(
-            support(&col("message").eq(lit("x")), &c),
-            unsupported,
-            "text is matched with match()"
-        );
+        assert_eq!(support(&col("level").in_list(vec![lit("a")], true), &c), unsupported);
+        assert_eq!(support(&col("message").eq(lit("x")), &c), unsupported, "text is matched with match()");
     }
 }

@@ -47,17 +47,9 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-pub async fn search(
-    engine: &QueryEngine,
-    grant: &Grant,
-    req: &SearchRequest,
-    max_rows: usize,
-) -> Result<Value, QueryError> {
+pub async fn search(engine: &QueryEngine, grant: &Grant, req: &SearchRequest, max_rows: usize) -> Result<Value, QueryError> {
     if !engine.has_stream(&req.stream) {
-        return Err(QueryError::new(
-            ErrorKind::UndefinedTable,
-            format!("unknown stream '{}'", req.stream),
-        ));
+        return Err(QueryError::new(ErrorKind::UndefinedTable, format!("unknown stream '{}'", req.stream)));
     }
     let mut conditions = Vec::new();
     let q = req.q.trim();
@@ -65,32 +57,17 @@ pub async fn search(
         conditions.push(format!("match_all({})", literal(q)));
     }
     if let Some(start) = &req.start {
-        conditions.push(format!(
-            "_timestamp >= to_timestamp_micros({})",
-            literal(start)
-        ));
+        conditions.push(format!("_timestamp >= to_timestamp_micros({})", literal(start)));
     }
     if let Some(end) = &req.end {
-        conditions.push(format!(
-            "_timestamp < to_timestamp_micros({})",
-            literal(end)
-        ));
+        conditions.push(format!("_timestamp < to_timestamp_micros({})", literal(end)));
     }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
+    let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
     let table = format!("\"{}\"", req.stream);
     let limit = req.limit.unwrap_or(100).min(max_rows);
 
     let hits = engine
-        .sql(
-            &format!("SELECT * FROM {table} {filter} ORDER BY _timestamp DESC LIMIT {limit}"),
-            grant,
-            Protocol::Http,
-            Some(limit),
-        )
+        .sql(&format!("SELECT * FROM {table} {filter} ORDER BY _timestamp DESC LIMIT {limit}"), grant, Protocol::Http, Some(limit))
         .await?;
     let hits = rows_json(&hits.batches).map_err(internal)?;
 

@@ -8,8 +8,6 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use crate::pushdown::{self, Pushdown};
-use crate::topk::TopK;
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -18,23 +16,19 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::sort_pushdown::SortOrderPushdownResult;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
-};
-use tantivy::query::Query;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
 use tantivy::{DocId, Searcher, SegmentReader};
-use tierlog_hot::{
-    HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind,
-    read_segment,
-};
+use tantivy::query::Query;
+use crate::pushdown::{self, Pushdown};
+use crate::topk::TopK;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
 
 const TIMESTAMP: &str = "_timestamp";
 
@@ -62,39 +56,21 @@ pub struct StreamTable {
 
 impl fmt::Debug for StreamTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamTable")
-            .field("stream", &self.stream)
-            .field("kind", &self.kind)
-            .finish()
+        f.debug_struct("StreamTable").field("stream", &self.stream).field("kind", &self.kind).finish()
     }
 }
 
 impl StreamTable {
-    pub fn new(
-        stream: &str,
-        schema: &StreamSchema,
-        kind: TableKind,
-        catalog: HotCatalog,
-    ) -> StreamTable {
+    pub fn new(stream: &str, schema: &StreamSchema, kind: TableKind, catalog: HotCatalog) -> StreamTable {
         let columns = match kind {
             TableKind::Rows => schema.row_columns(),
             TableKind::Errors => StreamSchema::error_columns(),
         };
-        let mut fields: Vec<Field> = arrow_schema(&columns)
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
+        let mut fields: Vec<Field> = arrow_schema(&columns).fields().iter().map(|f| f.as_ref().clone()).collect();
         if kind == TableKind::Rows {
             fields.push(Field::new(TIER_COLUMN, DataType::Utf8, false));
         }
-        StreamTable {
-            stream: stream.to_string(),
-            kind,
-            columns,
-            schema: Arc::new(Schema::new(fields)),
-            catalog,
-        }
+        StreamTable { stream: stream.to_string(), kind, columns, schema: Arc::new(Schema::new(fields)), catalog }
     }
 }
 
@@ -108,14 +84,8 @@ impl TableProvider for StreamTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| pushdown::support(f, &self.columns))
-            .collect())
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters.iter().map(|f| pushdown::support(f, &self.columns)).collect())
     }
 
     async fn scan(
@@ -138,30 +108,14 @@ impl TableProvider for StreamTable {
             let queries = Arc::new(pushdown.parse(&searcher)?);
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
                 if pushdown.may_match_time(segment) {
-                    segments.push(SegmentScan {
-                        searcher: searcher.clone(),
-                        ord,
-                        queries: Arc::clone(&queries),
-                    });
+                    segments.push(SegmentScan { searcher: searcher.clone(), ord, queries: Arc::clone(&queries) });
                 }
             }
         }
-        let read_columns: Vec<Option<TableColumn>> = projection
-            .iter()
-            .map(|i| self.columns.get(*i).cloned())
-            .collect();
-        let kind = if self.kind == TableKind::Rows {
-            KIND_ROW
-        } else {
-            KIND_ERROR
-        };
-        Ok(Arc::new(HotScanExec::new(
-            schema,
-            segments,
-            read_columns,
-            kind,
-            limit,
-        )))
+        let read_columns: Vec<Option<TableColumn>> =
+            projection.iter().map(|i| self.columns.get(*i).cloned()).collect();
+        let kind = if self.kind == TableKind::Rows { KIND_ROW } else { KIND_ERROR };
+        Ok(Arc::new(HotScanExec::new(schema, segments, read_columns, kind, limit)))
     }
 }
 
@@ -209,27 +163,12 @@ impl HotScanExec {
         limit: Option<usize>,
     ) -> Self {
         let properties = Self::properties_for(&schema, segments.len(), None);
-        HotScanExec {
-            schema,
-            segments,
-            columns,
-            kind,
-            limit,
-            order: None,
-            top: Arc::default(),
-            properties,
-        }
+        HotScanExec { schema, segments, columns, kind, limit, order: None, top: Arc::default(), properties }
     }
 
-    fn properties_for(
-        schema: &SchemaRef,
-        segments: usize,
-        order: Option<&PhysicalSortExpr>,
-    ) -> Arc<PlanProperties> {
+    fn properties_for(schema: &SchemaRef, segments: usize, order: Option<&PhysicalSortExpr>) -> Arc<PlanProperties> {
         let equivalence = match order {
-            Some(order) => {
-                EquivalenceProperties::new_with_orderings(Arc::clone(schema), [[order.clone()]])
-            }
+            Some(order) => EquivalenceProperties::new_with_orderings(Arc::clone(schema), [[order.clone()]]),
             None => EquivalenceProperties::new(Arc::clone(schema)),
         };
         Arc::new(PlanProperties::new(
@@ -250,30 +189,17 @@ impl HotScanExec {
     }
 
     /// The documents of a segment that match, their memory reserved from the pool.
-    fn matching_reserved(
-        &self,
-        scan: &SegmentScan,
-        segment: &SegmentReader,
-        reservation: &mut MemoryReservation,
-    ) -> Result<Vec<DocId>> {
+    fn matching_reserved(&self, scan: &SegmentScan, segment: &SegmentReader, reservation: &mut MemoryReservation) -> Result<Vec<DocId>> {
         let docs = self.matching(scan, segment)?;
         reservation.try_grow(docs.capacity() * std::mem::size_of::<DocId>())?;
         Ok(docs)
     }
 
     /// Feeds `docs` of `segment`, keyed by `_timestamp`, to `top` with `id` of each.
-    fn feed<K: Ord + Copy>(
-        segment: &SegmentReader,
-        docs: &[DocId],
-        top: &mut TopK<K>,
-        id: impl Fn(DocId) -> K,
-    ) -> Result<()> {
+    fn feed<K: Ord + Copy>(segment: &SegmentReader, docs: &[DocId], top: &mut TopK<K>, id: impl Fn(DocId) -> K) -> Result<()> {
         let column = segment.fast_fields().date(TIMESTAMP).ok();
         for &d in docs {
-            let t = column
-                .as_ref()
-                .and_then(|c| c.first(d))
-                .map_or(i64::MIN, |t| t.into_timestamp_micros());
+            let t = column.as_ref().and_then(|c| c.first(d)).map_or(i64::MIN, |t| t.into_timestamp_micros());
             top.push(t, id(d))?;
         }
         Ok(())
@@ -281,16 +207,8 @@ impl HotScanExec {
 
     /// Per segment, its rows among the top `limit` of all segments, in order: one heap
     /// for the whole scan, so at most `limit` candidates are held, reserved.
-    fn global_top(
-        &self,
-        order: &PhysicalSortExpr,
-        reservation: &mut MemoryReservation,
-    ) -> Result<TopRows> {
-        let mut top = TopK::new(
-            self.limit,
-            order.options.descending,
-            reservation.new_empty(),
-        );
+    fn global_top(&self, order: &PhysicalSortExpr, reservation: &mut MemoryReservation) -> Result<TopRows> {
+        let mut top = TopK::new(self.limit, order.options.descending, reservation.new_empty());
         for (i, scan) in self.segments.iter().enumerate() {
             let segment = scan.searcher.segment_reader(scan.ord as u32);
             let docs = self.matching_reserved(scan, segment, reservation)?;
@@ -302,10 +220,7 @@ impl HotScanExec {
         for (_, (i, d)) in candidates {
             per_segment[i].push(d);
         }
-        Ok(TopRows {
-            per_segment,
-            _reservation: reservation,
-        })
+        Ok(TopRows { per_segment, _reservation: reservation })
     }
 
     /// The batches of one segment, read lazily, `BATCH_ROWS` documents at a time. The
@@ -315,30 +230,22 @@ impl HotScanExec {
         partition: usize,
         context: &TaskContext,
     ) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + 'static> {
-        let mut reservation = MemoryConsumer::new(format!("HotScanExec[{partition}]"))
-            .register(context.memory_pool());
+        let mut reservation = MemoryConsumer::new(format!("HotScanExec[{partition}]")).register(context.memory_pool());
         let scan = self.segments.get(partition);
         let segment = scan.map(|s| s.searcher.segment_reader(s.ord as u32).clone());
         let docs = match (scan, &segment, &self.order) {
             (Some(_), Some(_), Some(order)) if self.limit.is_some() => {
                 // The chosen rows stay reserved as long as the plan holds them.
                 let top = self.top.get_or_init(|| {
-                    let mut reservation =
-                        MemoryConsumer::new("HotScanExec top-k").register(context.memory_pool());
+                    let mut reservation = MemoryConsumer::new("HotScanExec top-k").register(context.memory_pool());
                     self.global_top(order, &mut reservation).map_err(Arc::new)
                 });
-                let top = top
-                    .as_ref()
-                    .map_err(|e| DataFusionError::Shared(Arc::clone(e)))?;
+                let top = top.as_ref().map_err(|e| DataFusionError::Shared(Arc::clone(e)))?;
                 top.per_segment[partition].clone()
             }
             (Some(scan), Some(segment), Some(order)) => {
                 let docs = self.matching_reserved(scan, segment, &mut reservation)?;
-                let mut top = TopK::new(
-                    self.limit,
-                    order.options.descending,
-                    reservation.new_empty(),
-                );
+                let mut top = TopK::new(self.limit, order.options.descending, reservation.new_empty());
                 Self::feed(segment, &docs, &mut top, |d| d)?;
                 top.into_sorted().0.into_iter().map(|(_, d)| d).collect()
             }
@@ -362,8 +269,7 @@ impl HotScanExec {
             let stored_arrays = if stored.is_empty() {
                 Vec::new() // count(*): rows without columns
             } else {
-                let batch = read_segment(segment, chunk, &stored)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let batch = read_segment(segment, chunk, &stored).map_err(|e| DataFusionError::External(Box::new(e)))?;
                 batch.columns().to_vec()
             };
             // Place the stored columns and the constant `_tier` in projection order.
@@ -385,12 +291,7 @@ impl HotScanExec {
 
 impl DisplayAs for HotScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "HotScanExec: segments={}, limit={:?}",
-            self.segments.len(),
-            self.limit
-        )?;
+        write!(f, "HotScanExec: segments={}, limit={:?}", self.segments.len(), self.limit)?;
         if let Some(order) = &self.order {
             write!(f, ", order={order}")?;
         }
@@ -418,33 +319,18 @@ impl ExecutionPlan for HotScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
     /// `ORDER BY _timestamp [ASC|DESC]`: every segment sorts by the fast field, so the
     /// sort above becomes a merge, and with a limit only the top rows are read.
-    fn try_pushdown_sort(
-        &self,
-        order: &[PhysicalSortExpr],
-    ) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
-        let [wanted] = order else {
-            return Ok(SortOrderPushdownResult::Unsupported);
-        };
+    fn try_pushdown_sort(&self, order: &[PhysicalSortExpr]) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let [wanted] = order else { return Ok(SortOrderPushdownResult::Unsupported) };
         let on_timestamp = wanted
             .expr
             .downcast_ref::<PhysicalColumn>()
-            .is_some_and(|c| {
-                c.name() == TIMESTAMP
-                    && self
-                        .schema
-                        .fields()
-                        .get(c.index())
-                        .is_some_and(|f| f.name() == TIMESTAMP)
-            });
+            .is_some_and(|c| c.name() == TIMESTAMP && self.schema.fields().get(c.index()).is_some_and(|f| f.name() == TIMESTAMP));
         if !on_timestamp || self.order.is_some() {
             return Ok(SortOrderPushdownResult::Unsupported);
         }
@@ -452,9 +338,7 @@ impl ExecutionPlan for HotScanExec {
         sorted.order = Some(wanted.clone());
         sorted.top = Arc::default();
         sorted.properties = Self::properties_for(&self.schema, self.segments.len(), Some(wanted));
-        Ok(SortOrderPushdownResult::Exact {
-            inner: Arc::new(sorted),
-        })
+        Ok(SortOrderPushdownResult::Exact { inner: Arc::new(sorted) })
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
@@ -471,17 +355,10 @@ impl ExecutionPlan for HotScanExec {
         self.limit
     }
 
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let batches = self.segment_batches(partition, &context)?;
         // Reading a segment is blocking work; each batch is produced on demand.
         let stream = futures::stream::iter(batches);
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            stream,
-        )))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream)))
     }
 }

@@ -21,22 +21,12 @@ pub struct TopK<K> {
 
 impl<K: Ord + Copy> TopK<K> {
     pub fn new(limit: Option<usize>, descending: bool, reservation: MemoryReservation) -> TopK<K> {
-        TopK {
-            heap: BinaryHeap::new(),
-            limit,
-            descending,
-            reservation,
-            reserved: 0,
-        }
+        TopK { heap: BinaryHeap::new(), limit, descending, reservation, reserved: 0 }
     }
 
     /// One ascending rank for both orders (i128: negating i64::MIN must not overflow).
     fn rank(&self, t: i64) -> i128 {
-        if self.descending {
-            -i128::from(t)
-        } else {
-            i128::from(t)
-        }
+        if self.descending { -i128::from(t) } else { i128::from(t) }
     }
 
     pub fn push(&mut self, t: i64, id: K) -> Result<()> {
@@ -55,8 +45,7 @@ impl<K: Ord + Copy> TopK<K> {
         if self.heap.len() > self.reserved {
             // In steps, so the pool is not asked once per row.
             let want = self.heap.len().max(self.reserved * 2).max(1024);
-            self.reservation
-                .try_grow((want - self.reserved) * std::mem::size_of::<(i128, K)>())?;
+            self.reservation.try_grow((want - self.reserved) * std::mem::size_of::<(i128, K)>())?;
             self.reserved = want;
         }
         Ok(())
@@ -66,12 +55,7 @@ impl<K: Ord + Copy> TopK<K> {
     pub fn into_sorted(self) -> (Vec<(i64, K)>, MemoryReservation) {
         let descending = self.descending;
         let unrank = |r: i128| (if descending { -r } else { r }) as i64;
-        let sorted = self
-            .heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|(r, id)| (unrank(r), id))
-            .collect();
+        let sorted = self.heap.into_sorted_vec().into_iter().map(|(r, id)| (unrank(r), id)).collect();
         (sorted, self.reservation)
     }
 }
@@ -89,12 +73,7 @@ mod tests {
         MemoryConsumer::new("test").register(&pool)
     }
 
-    fn top<K: Ord + Copy>(
-        items: impl Iterator<Item = (i64, K)>,
-        limit: Option<usize>,
-        descending: bool,
-        bytes: usize,
-    ) -> Result<Vec<(i64, K)>> {
+    fn top<K: Ord + Copy>(items: impl Iterator<Item = (i64, K)>, limit: Option<usize>, descending: bool, bytes: usize) -> Result<Vec<(i64, K)>> {
         let mut top = TopK::new(limit, descending, reservation(bytes));
         for (t, id) in items {
             top.push(t, id)?;
@@ -104,25 +83,14 @@ mod tests {
 
     #[test]
     fn keeps_the_first_by_time_then_id() {
-        let items = [
-            (5, 0u32),
-            (1, 1),
-            (9, 2),
-            (5, 3),
-            (i64::MIN, 4),
-            (i64::MAX, 5),
-        ];
+        let items = [(5, 0u32), (1, 1), (9, 2), (5, 3), (i64::MIN, 4), (i64::MAX, 5)];
         let desc = top(items.into_iter(), Some(3), true, 1 << 20).unwrap();
         assert_eq!(desc, [(i64::MAX, 5), (9, 2), (5, 0)]);
         let asc = top(items.into_iter(), Some(2), false, 1 << 20).unwrap();
         assert_eq!(asc, [(i64::MIN, 4), (1, 1)]);
         let all = top(items.into_iter(), None, false, 1 << 20).unwrap();
         assert_eq!(all.len(), 6);
-        assert!(
-            top(items.into_iter(), Some(0), false, 1 << 20)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(top(items.into_iter(), Some(0), false, 1 << 20).unwrap().is_empty());
     }
 
     #[test]
@@ -131,9 +99,6 @@ mod tests {
         let e = top(many.clone(), Some(1_000_000), true, 64 << 10).unwrap_err();
         assert!(e.to_string().contains("Resources exhausted"), "{e}");
         // A small limit holds only that many, whatever the input.
-        assert_eq!(
-            top(many, Some(10), true, 64 << 10).unwrap()[0],
-            (99_999, 99_999)
-        );
+        assert_eq!(top(many, Some(10), true, 64 << 10).unwrap()[0], (99_999, 99_999));
     }
 }

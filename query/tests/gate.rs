@@ -39,30 +39,16 @@ fn fixture() -> Fixture {
         common::write(dir.path(), &catalog, stream, |hot| {
             let schema = hot.schema().clone();
             for offset in 0..(3 + n as i64) {
-                let mut doc = schema.row(
-                    &common::origin(&stream.topics[0], offset),
-                    0,
-                    1_000_000 + offset,
-                );
-                doc.add_text(
-                    schema.columns[0].field,
-                    format!("{} line {offset}", stream.name),
-                );
+                let mut doc = schema.row(&common::origin(&stream.topics[0], offset), 0, 1_000_000 + offset);
+                doc.add_text(schema.columns[0].field, format!("{} line {offset}", stream.name));
                 hot.add(doc, 10).unwrap();
                 hot.advance(&stream.topics[0], 0, offset + 1);
             }
         });
     }
     let engine = common::engine(&config, &catalog);
-    let bi = Access::new(&config.query)
-        .bearer(Some("Bearer bi-token-0123456789"))
-        .unwrap();
-    Fixture {
-        engine,
-        bi,
-        _dir: dir,
-        out: tempfile::tempdir().unwrap(),
-    }
+    let bi = Access::new(&config.query).bearer(Some("Bearer bi-token-0123456789")).unwrap();
+    Fixture { engine, bi, _dir: dir, out: tempfile::tempdir().unwrap() }
 }
 
 fn run(f: &Fixture, grant: &Grant, sql: &str) -> Result<Vec<String>, (ErrorKind, String)> {
@@ -83,57 +69,21 @@ fn attacks_are_refused_for_a_limited_user_and_on_an_open_node() {
     let path = file.display();
     for grant in [&f.bi, &Grant::All] {
         let attacks: Vec<(String, ErrorKind)> = vec![
-            (
-                format!("COPY (SELECT message FROM apache) TO '{path}'"),
-                ErrorKind::ReadOnly,
-            ),
-            (
-                format!("EXPLAIN COPY (SELECT message FROM apache) TO '{path}'"),
-                ErrorKind::ReadOnly,
-            ),
-            (
-                format!("EXPLAIN ANALYZE COPY (SELECT message FROM hdfs) TO '{path}'"),
-                ErrorKind::ReadOnly,
-            ),
+            (format!("COPY (SELECT message FROM apache) TO '{path}'"), ErrorKind::ReadOnly),
+            (format!("EXPLAIN COPY (SELECT message FROM apache) TO '{path}'"), ErrorKind::ReadOnly),
+            (format!("EXPLAIN ANALYZE COPY (SELECT message FROM hdfs) TO '{path}'"), ErrorKind::ReadOnly),
             // DataFusion's CSV form does not parse in the PostgreSQL dialect both protocols use.
-            (
-                format!("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{path}'"),
-                ErrorKind::Syntax,
-            ),
-            (
-                format!("EXPLAIN CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{path}'"),
-                ErrorKind::Syntax,
-            ),
-            (
-                format!("CREATE EXTERNAL TABLE x (a INT) STORED AS PARQUET LOCATION '{path}'"),
-                ErrorKind::ReadOnly,
-            ),
-            (
-                "INSERT INTO hdfs (message) VALUES ('x')".into(),
-                ErrorKind::ReadOnly,
-            ),
-            (
-                "EXPLAIN ANALYZE INSERT INTO hdfs (message) VALUES ('x')".into(),
-                ErrorKind::ReadOnly,
-            ),
+            (format!("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{path}'"), ErrorKind::Syntax),
+            (format!("EXPLAIN CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{path}'"), ErrorKind::Syntax),
+            (format!("CREATE EXTERNAL TABLE x (a INT) STORED AS PARQUET LOCATION '{path}'"), ErrorKind::ReadOnly),
+            ("INSERT INTO hdfs (message) VALUES ('x')".into(), ErrorKind::ReadOnly),
+            ("EXPLAIN ANALYZE INSERT INTO hdfs (message) VALUES ('x')".into(), ErrorKind::ReadOnly),
             ("CREATE TABLE t AS SELECT 1".into(), ErrorKind::ReadOnly),
-            (
-                "CREATE VIEW v AS SELECT * FROM hdfs".into(),
-                ErrorKind::ReadOnly,
-            ),
+            ("CREATE VIEW v AS SELECT * FROM hdfs".into(), ErrorKind::ReadOnly),
             ("DROP TABLE hdfs".into(), ErrorKind::ReadOnly),
-            (
-                "PREPARE p AS SELECT count(*) FROM hdfs".into(),
-                ErrorKind::ReadOnly,
-            ),
-            (
-                "SET datafusion.runtime.memory_limit = '1K'".into(),
-                ErrorKind::SettingDenied,
-            ),
-            (
-                "SET datafusion.execution.batch_size = 1".into(),
-                ErrorKind::SettingDenied,
-            ),
+            ("PREPARE p AS SELECT count(*) FROM hdfs".into(), ErrorKind::ReadOnly),
+            ("SET datafusion.runtime.memory_limit = '1K'".into(), ErrorKind::SettingDenied),
+            ("SET datafusion.execution.batch_size = 1".into(), ErrorKind::SettingDenied),
             ("SET application_name = 'x'".into(), ErrorKind::ReadOnly),
             ("DECLARE c CURSOR FOR SELECT 1".into(), ErrorKind::ReadOnly),
             ("SELECT count(* FROM hdfs".into(), ErrorKind::Syntax),
@@ -166,10 +116,7 @@ fn a_limited_user_reads_and_lists_only_its_streams() {
     ] {
         let (kind, message) = refused(&f, &f.bi, sql);
         assert_eq!(kind, ErrorKind::Denied, "{sql}: {message}");
-        assert!(
-            message.starts_with("permission denied: user 'bi' may not read table 'apache"),
-            "{message}"
-        );
+        assert!(message.starts_with("permission denied: user 'bi' may not read table 'apache"), "{message}");
     }
     assert_eq!(run(&f, &f.bi, "SELECT count(*) FROM hdfs").unwrap(), ["3"]);
     let listed = |grant: &Grant, sql: &str| {
@@ -179,19 +126,12 @@ fn a_limited_user_reads_and_lists_only_its_streams() {
     };
     let ours = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'";
     assert_eq!(listed(&f.bi, ours), ["hdfs", "hdfs_errors"]);
-    assert_eq!(
-        listed(&Grant::All, ours),
-        ["apache", "apache_errors", "hdfs", "hdfs_errors"]
-    );
+    assert_eq!(listed(&Grant::All, ours), ["apache", "apache_errors", "hdfs", "hdfs_errors"]);
     let pg_class = "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
                     WHERE n.nspname = 'public' AND c.relkind = 'r'";
     assert_eq!(listed(&f.bi, pg_class), ["hdfs", "hdfs_errors"]);
-    let columns =
-        "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'public'";
+    let columns = "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'public'";
     assert_eq!(listed(&f.bi, columns), ["hdfs", "hdfs_errors"]);
     // The open node reads both.
-    assert_eq!(
-        run(&f, &Grant::All, "SELECT count(*) FROM apache").unwrap(),
-        ["4"]
-    );
+    assert_eq!(run(&f, &Grant::All, "SELECT count(*) FROM apache").unwrap(), ["4"]);
 }

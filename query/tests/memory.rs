@@ -11,17 +11,7 @@ const ROWS: i64 = 700_000;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:")?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
 }
 
 #[test]
@@ -50,29 +40,14 @@ fn a_top_k_beyond_the_memory_limit_fails_instead_of_growing() {
     let engine = common::engine(&config, &catalog);
     let before = rss_kib();
     // 700k candidates of 32 bytes each (time, doc) cannot be held in 16 MiB.
-    let (kind, message) = common::run(
-        &engine,
-        &Grant::All,
-        "SELECT _offset FROM logs ORDER BY _timestamp DESC LIMIT 1000000",
-    )
-    .unwrap_err();
+    let (kind, message) =
+        common::run(&engine, &Grant::All, "SELECT _offset FROM logs ORDER BY _timestamp DESC LIMIT 1000000").unwrap_err();
     assert_eq!(kind, ErrorKind::ResourcesExhausted, "{message}");
-    assert!(
-        message.starts_with("query exceeded memory limit (16MiB = query.memory_limit)"),
-        "{message}"
-    );
+    assert!(message.starts_with("query exceeded memory limit (16MiB = query.memory_limit)"), "{message}");
     // The newest ten hold ten candidates at a time.
-    let newest = common::run(
-        &engine,
-        &Grant::All,
-        "SELECT _offset FROM logs ORDER BY _timestamp DESC LIMIT 10",
-    )
-    .unwrap();
+    let newest = common::run(&engine, &Grant::All, "SELECT _offset FROM logs ORDER BY _timestamp DESC LIMIT 10").unwrap();
     let expected: Vec<String> = (ROWS - 10..ROWS).rev().map(|o| o.to_string()).collect();
     assert_eq!(newest, expected);
     let after = rss_kib();
-    eprintln!(
-        "RSS before the queries {before} KiB, after {after} KiB (+{} KiB)",
-        after.saturating_sub(before)
-    );
+    eprintln!("RSS before the queries {before} KiB, after {after} KiB (+{} KiB)", after.saturating_sub(before));
 }

@@ -8,26 +8,16 @@ use super::Services;
 /// What the reader sees of `stream`'s table under the node's cold prefix (the config's
 /// group id, see `node::config`); `None` while the table does not exist yet.
 /// `extra` are txn app ids and `by:COLUMN` arguments.
-pub fn delta_read(
-    services: &Services,
-    prefix: &str,
-    stream: &str,
-    extra: &[&str],
-) -> Option<Value> {
-    let python = std::env::var("TIERLOG_TEST_PYTHON")
-        .expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/delta_read.py");
+pub fn delta_read(services: &Services, prefix: &str, stream: &str, extra: &[&str]) -> Option<Value> {
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/delta_read.py");
     let options = json!({
         "AWS_ENDPOINT_URL": services.s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
     });
     let out = std::process::Command::new(python)
         .arg(script)
-        .arg(format!(
-            "s3://{}/{prefix}/tables/{stream}",
-            services.s3_bucket
-        ))
+        .arg(format!("s3://{}/{prefix}/tables/{stream}", services.s3_bucket))
         .arg(options.to_string())
         .args(extra)
         .output()
@@ -35,9 +25,7 @@ pub fn delta_read(
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("TableNotFound")
-                || stderr.contains("no log files")
-                || stderr.contains("Not a Delta table"),
+            stderr.contains("TableNotFound") || stderr.contains("no log files") || stderr.contains("Not a Delta table"),
             "delta_read failed: {stderr}"
         );
         return None;

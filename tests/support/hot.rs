@@ -18,18 +18,13 @@ pub fn rows(data_dir: &Path, stream: &str) -> Vec<(RowId, u64, Option<String>)> 
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!(
-        "cannot read the hot tier of {stream} under {}",
-        data_dir.display()
-    );
+    panic!("cannot read the hot tier of {stream} under {}", data_dir.display());
 }
 
 fn try_rows(data_dir: &Path, stream: &str) -> Option<Vec<(RowId, u64, Option<String>)>> {
     let dir = data_dir.join("hot").join(stream);
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Some(out);
-    };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Some(out) };
     for entry in entries.flatten() {
         if !entry.path().join("meta.json").exists() {
             continue;

@@ -13,18 +13,11 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Message};
 
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = runtime
-        .block_on(admin.create_topics([&new_topic], &AdminOptions::new()))
-        .unwrap();
+    let results = runtime.block_on(admin.create_topics([&new_topic], &AdminOptions::new())).unwrap();
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }
@@ -63,20 +56,14 @@ impl TestProducer {
             .set("message.timeout.ms", "300000")
             .create_with_context(Deliveries::default())
             .unwrap();
-        TestProducer {
-            producer,
-            topic: topic.to_string(),
-            sent: 0,
-        }
+        TestProducer { producer, topic: topic.to_string(), sent: 0 }
     }
 
     /// Sends `payload`; the key cycles through 16 values, so a topic's partitions all
     /// get messages.
     pub fn send(&mut self, payload: &[u8]) {
         let key = [b'k', b'a' + (self.sent % 16) as u8];
-        let mut record = BaseRecord::with_opaque_to(&self.topic, self.sent)
-            .payload(payload)
-            .key(key.as_slice());
+        let mut record = BaseRecord::with_opaque_to(&self.topic, self.sent).payload(payload).key(key.as_slice());
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -95,28 +82,17 @@ impl TestProducer {
         let mut deliveries = std::mem::take(&mut *self.producer.context().0.lock().unwrap());
         assert_eq!(deliveries.len(), self.sent, "missing delivery reports");
         deliveries.sort_by_key(|(i, _)| *i);
-        deliveries
-            .into_iter()
-            .map(|(_, r)| r.unwrap_or_else(|e| panic!("delivery failed: {e}")))
-            .collect()
+        deliveries.into_iter().map(|(_, r)| r.unwrap_or_else(|e| panic!("delivery failed: {e}"))).collect()
     }
 }
 
 /// Produces every payload; returns the (topic, partition, offset) of each.
-pub fn produce_all<'a>(
-    brokers: &str,
-    topic: &str,
-    payloads: impl IntoIterator<Item = &'a [u8]>,
-) -> Vec<(String, i64, i64)> {
+pub fn produce_all<'a>(brokers: &str, topic: &str, payloads: impl IntoIterator<Item = &'a [u8]>) -> Vec<(String, i64, i64)> {
     let mut producer = TestProducer::new(brokers, topic);
     for p in payloads {
         producer.send(p);
     }
-    producer
-        .finish()
-        .into_iter()
-        .map(|(p, o)| (topic.to_string(), i64::from(p), o))
-        .collect()
+    producer.finish().into_iter().map(|(p, o)| (topic.to_string(), i64::from(p), o)).collect()
 }
 
 /// The non-empty lines of a dataset file (`.gz` decompressed), CR stripped.
@@ -124,13 +100,9 @@ pub fn lines(path: &Path) -> Vec<Vec<u8>> {
     let file = std::fs::File::open(path).unwrap();
     let mut bytes = Vec::new();
     if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::MultiGzDecoder::new(file)
-            .read_to_end(&mut bytes)
-            .unwrap();
+        flate2::read::MultiGzDecoder::new(file).read_to_end(&mut bytes).unwrap();
     } else {
-        std::io::BufReader::new(file)
-            .read_to_end(&mut bytes)
-            .unwrap();
+        std::io::BufReader::new(file).read_to_end(&mut bytes).unwrap();
     }
     bytes
         .split(|b| *b == b'\n')
@@ -148,29 +120,19 @@ pub struct GroupOffsets {
 
 impl GroupOffsets {
     pub fn new(brokers: &str, group: &str, topic: &str, num_partitions: i32) -> GroupOffsets {
-        let consumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", group)
-            .create()
-            .unwrap();
+        let consumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
         let mut partitions = rdkafka::TopicPartitionList::new();
         for p in 0..num_partitions {
             partitions.add_partition(topic, p);
         }
-        GroupOffsets {
-            consumer,
-            partitions,
-        }
+        GroupOffsets { consumer, partitions }
     }
 
     /// Per partition, the committed next offset (`None` before the first commit), or
     /// `None` overall when the broker did not answer.
     pub fn read(&self) -> Option<Vec<Option<i64>>> {
         use rdkafka::consumer::Consumer;
-        let committed = self
-            .consumer
-            .committed_offsets(self.partitions.clone(), Duration::from_secs(5))
-            .ok()?;
+        let committed = self.consumer.committed_offsets(self.partitions.clone(), Duration::from_secs(5)).ok()?;
         Some(
             committed
                 .elements()
@@ -198,9 +160,7 @@ impl TextStreams {
         for (name, path) in streams {
             let topic = super::unique_topic(name);
             create_topic(brokers, &topic, 1);
-            config.push_str(&format!(
-                "[[streams]]\nname = \"{name}\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n"
-            ));
+            config.push_str(&format!("[[streams]]\nname = \"{name}\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n"));
             feeds.push((topic, lines(&super::dataset(path))));
         }
         TextStreams { config, feeds }

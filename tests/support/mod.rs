@@ -35,9 +35,7 @@ pub fn services() -> Option<Services> {
              the broker and S3 server are missing (run the suite with deploy/local/test.sh)"
         ),
         _ => {
-            eprintln!(
-                "SKIPPED: no services (run with deploy/local/test.sh to start the broker and S3 server)"
-            );
+            eprintln!("SKIPPED: no services (run with deploy/local/test.sh to start the broker and S3 server)");
             None
         }
     }
@@ -60,18 +58,13 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Op
 
 /// A topic name no other test (or earlier run) uses.
 pub fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
 /// The shared datasets folder (`../shared/datasets` beside the repository).
 pub fn dataset(rel: &str) -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets")
-        .join(rel);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets").join(rel);
     assert!(path.exists(), "dataset {} is missing", path.display());
     path
 }

@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use super::Services;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The base config of a test node: free listener ports, the test services, and the
@@ -80,19 +76,10 @@ impl Node {
 
     fn spawn(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Node {
         let config_path = dir.path().join("tierlog.toml");
-        let parsed: toml::Table =
-            toml::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-        let http: SocketAddr = parsed["node"]["http_addr"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let parsed: toml::Table = toml::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+        let http: SocketAddr = parsed["node"]["http_addr"].as_str().unwrap().parse().unwrap();
         let log = dir.path().join("tierlog.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tierlog"))
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -104,12 +91,7 @@ impl Node {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        Node {
-            child,
-            dir,
-            http,
-            log,
-        }
+        Node { child, dir, http, log }
     }
 
     /// SIGKILL: no chance to commit or clean up.
@@ -144,11 +126,7 @@ impl Node {
                 return took;
             }
             if start.elapsed() > deadline {
-                panic!(
-                    "node not ready within {} s:\n{}",
-                    deadline.as_secs(),
-                    self.log()
-                );
+                panic!("node not ready within {} s:\n{}", deadline.as_secs(), self.log());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -161,18 +139,11 @@ impl Node {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                eprintln!(
-                    "node exited after SIGTERM in {:.2} s",
-                    start.elapsed().as_secs_f64()
-                );
+                eprintln!("node exited after SIGTERM in {:.2} s", start.elapsed().as_secs_f64());
                 return status;
             }
             if start.elapsed() > deadline {
-                panic!(
-                    "node did not stop within {} s of SIGTERM:\n{}",
-                    deadline.as_secs(),
-                    self.log()
-                );
+                panic!("node did not stop within {} s of SIGTERM:\n{}", deadline.as_secs(), self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -6,12 +6,7 @@ use serde_json::{Value, json};
 use tierlog_core::config::{ColdConfig, ColdLocation, Secret};
 
 pub fn local(root: &std::path::Path) -> ColdConfig {
-    ColdConfig {
-        url: ColdLocation::Local {
-            root: root.to_path_buf(),
-        },
-        ..ColdConfig::default()
-    }
+    ColdConfig { url: ColdLocation::Local { root: root.to_path_buf() }, ..ColdConfig::default() }
 }
 
 /// A config for a fresh prefix on the S3 server, and the storage options Python
@@ -19,23 +14,14 @@ pub fn local(root: &std::path::Path) -> ColdConfig {
 pub fn s3(name: &str) -> Option<(ColdConfig, Value)> {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let Some(endpoint) = get("TIERLOG_S3_ENDPOINT") else {
-        assert!(
-            get("CI").as_deref() != Some("true"),
-            "CI=true but TIERLOG_S3_ENDPOINT is not set: the S3 server is missing"
-        );
+        assert!(get("CI").as_deref() != Some("true"), "CI=true but TIERLOG_S3_ENDPOINT is not set: the S3 server is missing");
         eprintln!("SKIPPED: no S3 server (run with deploy/local/test.sh)");
         return None;
     };
     let bucket = get("TIERLOG_S3_BUCKET").unwrap_or_else(|| "tierlog".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let config = ColdConfig {
-        url: ColdLocation::S3 {
-            bucket,
-            prefix: format!("{name}-{}-{nanos}", std::process::id()),
-        },
+        url: ColdLocation::S3 { bucket, prefix: format!("{name}-{}-{nanos}", std::process::id()) },
         endpoint: Some(endpoint.clone()),
         allow_http: true,
         access_key_id: Some(Secret::new("test")),

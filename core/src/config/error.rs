@@ -18,10 +18,7 @@ pub struct ConfigError {
 
 impl Problem {
     pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Problem { path: path.into(), reason: reason.into() }
     }
 }
 

@@ -55,26 +55,17 @@ impl Config {
             problems,
         };
         let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| format!("line {}: ", line_of(text, s.start)))
-                .unwrap_or_default();
-            fail(vec![Problem::new(
-                "",
-                format!("{at}{}", e.message().trim()),
-            )])
+            let at = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+            fail(vec![Problem::new("", format!("{at}{}", e.message().trim()))])
         })?;
 
         let overridden = apply_env_overrides(&mut table, env);
-        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
+        let mut config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
                 let mut reason = e.into_inner().message().trim().to_string();
-                if let Some((var, _)) = overridden
-                    .iter()
-                    .find(|(_, p)| path.starts_with(p.as_str()))
-                {
+                if let Some((var, _)) = overridden.iter().find(|(_, p)| path.starts_with(p.as_str())) {
                     reason.push_str(&format!(" (value from {var})"));
                 }
                 fail(vec![Problem::new(path, reason)])
@@ -83,11 +74,7 @@ impl Config {
         config.fill_host_defaults(env);
         config.resolve_paths(base_dir);
         let problems = validate(&config);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(fail(problems))
-        }
+        if problems.is_empty() { Ok(config) } else { Err(fail(problems)) }
     }
 
     fn fill_host_defaults(&mut self, env: Env<'_>) {
@@ -102,32 +89,19 @@ impl Config {
                 .take()
                 .or_else(|| env("AWS_REGION"))
                 .or_else(|| env("AWS_DEFAULT_REGION"));
-            cold.access_key_id = cold
-                .access_key_id
-                .take()
-                .or_else(|| env("AWS_ACCESS_KEY_ID").map(Secret::new));
-            cold.secret_access_key = cold
-                .secret_access_key
-                .take()
-                .or_else(|| env("AWS_SECRET_ACCESS_KEY").map(Secret::new));
-            cold.session_token = cold
-                .session_token
-                .take()
-                .or_else(|| env("AWS_SESSION_TOKEN").map(Secret::new));
+            cold.access_key_id = cold.access_key_id.take().or_else(|| env("AWS_ACCESS_KEY_ID").map(Secret::new));
+            cold.secret_access_key =
+                cold.secret_access_key.take().or_else(|| env("AWS_SECRET_ACCESS_KEY").map(Secret::new));
+            cold.session_token = cold.session_token.take().or_else(|| env("AWS_SESSION_TOKEN").map(Secret::new));
             if !cold.allow_http {
-                cold.allow_http =
-                    env("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                cold.allow_http = env("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
             }
         }
     }
 
     fn resolve_paths(&mut self, base_dir: &Path) {
         let resolve = |p: &Path| -> PathBuf {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                clean(&base_dir.join(p))
-            }
+            if p.is_absolute() { p.to_path_buf() } else { clean(&base_dir.join(p)) }
         };
         self.node.data_dir = resolve(&self.node.data_dir);
         if let ColdLocation::Local { root } = &mut self.cold.url {
@@ -189,13 +163,7 @@ fn host_name() -> Option<String> {
     let name: String = name
         .trim()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
         .collect();
     (!name.is_empty()).then_some(name)
 }

@@ -217,9 +217,7 @@ impl Default for KafkaConfig {
 impl Default for ColdConfig {
     fn default() -> Self {
         ColdConfig {
-            url: ColdLocation::Local {
-                root: PathBuf::from("./data/cold"),
-            },
+            url: ColdLocation::Local { root: PathBuf::from("./data/cold") },
             endpoint: None,
             region: None,
             allow_http: false,
@@ -265,9 +263,7 @@ impl FromStr for ColdLocation {
             if path.is_empty() {
                 return Err("file:// needs a path, e.g. file://./data/cold".into());
             }
-            return Ok(ColdLocation::Local {
-                root: PathBuf::from(path),
-            });
+            return Ok(ColdLocation::Local { root: PathBuf::from(path) });
         }
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -285,9 +281,7 @@ impl FromStr for ColdLocation {
                 prefix: prefix.trim_matches('/').to_string(),
             });
         }
-        Err(format!(
-            "'{s}' is not a cold storage URL (use file://PATH or s3://BUCKET/PREFIX)"
-        ))
+        Err(format!("'{s}' is not a cold storage URL (use file://PATH or s3://BUCKET/PREFIX)"))
     }
 }
 
@@ -303,9 +297,7 @@ impl fmt::Display for ColdLocation {
 
 impl<'de> Deserialize<'de> for ColdLocation {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -22,19 +22,13 @@ fn node(config: &Config, out: &mut Vec<Problem>) {
     if !is_token(&node.id, 64) {
         out.push(Problem::new(
             "node.id",
-            format!(
-                "'{}' is not a valid node id (1-64 characters: letters, digits, '-', '_')",
-                node.id
-            ),
+            format!("'{}' is not a valid node id (1-64 characters: letters, digits, '-', '_')", node.id),
         ));
     }
     if node.http_addr == node.pg_addr {
         out.push(Problem::new(
             "node.pg_addr",
-            format!(
-                "{} is also node.http_addr; each listener needs its own address",
-                node.pg_addr
-            ),
+            format!("{} is also node.http_addr; each listener needs its own address", node.pg_addr),
         ));
     }
 }
@@ -86,9 +80,7 @@ fn cold(config: &Config, out: &mut Vec<Problem>) {
                     if !cold.allow_http {
                         out.push(Problem::new(
                             "cold.endpoint",
-                            format!(
-                                "'{endpoint}' is plain http; set cold.allow_http = true to use it"
-                            ),
+                            format!("'{endpoint}' is plain http; set cold.allow_http = true to use it"),
                         ));
                     }
                 } else if !endpoint.starts_with("https://") {
@@ -109,10 +101,7 @@ fn cold(config: &Config, out: &mut Vec<Problem>) {
             ];
             for (path, set) in s3_only {
                 if set {
-                    out.push(Problem::new(
-                        path,
-                        format!("only applies to s3:// URLs, but cold.url is {}", cold.url),
-                    ));
+                    out.push(Problem::new(path, format!("only applies to s3:// URLs, but cold.url is {}", cold.url)));
                 }
             }
         }
@@ -125,19 +114,13 @@ fn cold(config: &Config, out: &mut Vec<Problem>) {
 fn query(config: &Config, out: &mut Vec<Problem>) {
     let q = &config.query;
     if q.memory_limit.0 < 16 << 20 {
-        out.push(Problem::new(
-            "query.memory_limit",
-            format!("{} is too small (at least 16MiB)", q.memory_limit),
-        ));
+        out.push(Problem::new("query.memory_limit", format!("{} is too small (at least 16MiB)", q.memory_limit)));
     }
     if q.timeout.0.is_zero() {
         out.push(Problem::new("query.timeout", "must be greater than 0"));
     }
     if q.max_result_rows == 0 {
-        out.push(Problem::new(
-            "query.max_result_rows",
-            "must be greater than 0",
-        ));
+        out.push(Problem::new("query.max_result_rows", "must be greater than 0"));
     }
     let mut names = HashSet::new();
     let mut tokens = HashSet::new();
@@ -146,45 +129,27 @@ fn query(config: &Config, out: &mut Vec<Problem>) {
         if user.name.is_empty() {
             out.push(Problem::new(at("name"), "must not be empty"));
         } else if !names.insert(user.name.as_str()) {
-            out.push(Problem::new(
-                at("name"),
-                format!("user '{}' is defined twice", user.name),
-            ));
+            out.push(Problem::new(at("name"), format!("user '{}' is defined twice", user.name)));
         }
         if user.token.is_none() && user.password.is_none() {
-            out.push(Problem::new(
-                at("token"),
-                "set a token (HTTP), a password (PostgreSQL wire) or both",
-            ));
+            out.push(Problem::new(at("token"), "set a token (HTTP), a password (PostgreSQL wire) or both"));
         }
         for (key, secret) in [("token", &user.token), ("password", &user.password)] {
             if secret.as_ref().is_some_and(|s| s.expose().len() < 8) {
-                out.push(Problem::new(
-                    at(key),
-                    "is too short (at least 8 characters)",
-                ));
+                out.push(Problem::new(at(key), "is too short (at least 8 characters)"));
             }
         }
         if let Some(token) = &user.token
             && !tokens.insert(token.expose())
         {
-            out.push(Problem::new(
-                at("token"),
-                "is the same as another user's token",
-            ));
+            out.push(Problem::new(at("token"), "is the same as another user's token"));
         }
         if user.streams.is_empty() {
-            out.push(Problem::new(
-                at("streams"),
-                format!("must name at least one stream, or \"{ALL_STREAMS}\" for all"),
-            ));
+            out.push(Problem::new(at("streams"), format!("must name at least one stream, or \"{ALL_STREAMS}\" for all")));
         }
         for stream in &user.streams {
             if stream != ALL_STREAMS && !config.streams.iter().any(|s| &s.name == stream) {
-                out.push(Problem::new(
-                    at("streams"),
-                    format!("unknown stream '{stream}'"),
-                ));
+                out.push(Problem::new(at("streams"), format!("unknown stream '{stream}'")));
             }
         }
     }
@@ -198,26 +163,17 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
         if !is_identifier(&stream.name) {
             out.push(Problem::new(
                 format!("{at}.name"),
-                format!(
-                    "'{}' is not a valid stream name (a-z first, then a-z, 0-9, '_'; at most 64)",
-                    stream.name
-                ),
+                format!("'{}' is not a valid stream name (a-z first, then a-z, 0-9, '_'; at most 64)", stream.name),
             ));
         }
         if let Some(first) = names.insert(&stream.name, i) {
             out.push(Problem::new(
                 format!("{at}.name"),
-                format!(
-                    "duplicate stream name '{}' (also streams[{first}])",
-                    stream.name
-                ),
+                format!("duplicate stream name '{}' (also streams[{first}])", stream.name),
             ));
         }
         if stream.topics.is_empty() {
-            out.push(Problem::new(
-                format!("{at}.topics"),
-                "a stream needs at least one topic",
-            ));
+            out.push(Problem::new(format!("{at}.topics"), "a stream needs at least one topic"));
         }
         for (j, topic) in stream.topics.iter().enumerate() {
             if !is_topic(topic) {
@@ -230,9 +186,7 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
                 let reason = if other == i {
                     format!("topic '{topic}' is listed twice")
                 } else {
-                    format!(
-                        "topic '{topic}' already feeds stream '{other_name}' (streams[{other}]); a topic feeds one stream"
-                    )
+                    format!("topic '{topic}' already feeds stream '{other_name}' (streams[{other}]); a topic feeds one stream")
                 };
                 out.push(Problem::new(format!("{at}.topics[{j}]"), reason));
             }
@@ -241,10 +195,7 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
         timestamp(stream, &at, out);
         policy(stream, &at, out);
         if stream.max_message_bytes.0 == 0 {
-            out.push(Problem::new(
-                format!("{at}.max_message_bytes"),
-                "must be greater than 0",
-            ));
+            out.push(Problem::new(format!("{at}.max_message_bytes"), "must be greater than 0"));
         }
     }
     // A stream named `x_errors` would shadow the error table of stream `x`.
@@ -253,10 +204,7 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
             if names.contains_key(base) {
                 out.push(Problem::new(
                     format!("streams[{i}].name"),
-                    format!(
-                        "'{}' is the name of stream '{base}''s error table",
-                        stream.name
-                    ),
+                    format!("'{}' is the name of stream '{base}''s error table", stream.name),
                 ));
             }
         }
@@ -265,10 +213,8 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
 
 fn fields(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
     if stream.format != StreamFormat::Json && !stream.fields.is_empty() {
-        let builtin: Vec<String> = format_columns(stream.format)
-            .iter()
-            .map(|(n, t)| format!("{n} ({t})"))
-            .collect();
+        let builtin: Vec<String> =
+            format_columns(stream.format).iter().map(|(n, t)| format!("{n} ({t})")).collect();
         out.push(Problem::new(
             format!("{at}.fields"),
             format!(
@@ -285,10 +231,7 @@ fn fields(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
         if field.name.starts_with(RESERVED_PREFIX) {
             out.push(Problem::new(
                 path.clone(),
-                format!(
-                    "'{}' is reserved: names starting with '_' are system columns",
-                    field.name
-                ),
+                format!("'{}' is reserved: names starting with '_' are system columns", field.name),
             ));
         } else if !is_identifier(&field.name.to_ascii_lowercase()) || field.name.len() > 64 {
             out.push(Problem::new(
@@ -301,16 +244,10 @@ fn fields(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
             ));
         }
         if let Some(first) = seen.insert(&field.name, j) {
-            out.push(Problem::new(
-                path,
-                format!("duplicate field '{}' (also fields[{first}])", field.name),
-            ));
+            out.push(Problem::new(path, format!("duplicate field '{}' (also fields[{first}])", field.name)));
         }
         if field.source.as_deref() == Some("") {
-            out.push(Problem::new(
-                format!("{at}.fields[{j}].source"),
-                "must not be empty",
-            ));
+            out.push(Problem::new(format!("{at}.fields[{j}].source"), "must not be empty"));
         }
     }
 }
@@ -324,18 +261,13 @@ fn timestamp(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
         Some(_) if stream.format != StreamFormat::Json => out.push(Problem::new(
             format!("{at}.timestamp_field"),
             match stream.format {
-                StreamFormat::OtlpJson => {
-                    "otlp_json streams take the time from timeUnixNano; remove it"
-                }
+                StreamFormat::OtlpJson => "otlp_json streams take the time from timeUnixNano; remove it",
                 _ => "text streams use the Kafka record time; remove it",
             },
         )),
         Some(ts) => {
             if ts.is_empty() {
-                out.push(Problem::new(
-                    format!("{at}.timestamp_field"),
-                    "must not be empty",
-                ));
+                out.push(Problem::new(format!("{at}.timestamp_field"), "must not be empty"));
             }
             let declared = stream.fields.iter().find(|f| f.source_key() == ts);
             if let Some(field) = declared.filter(|f| f.ty != FieldType::Timestamp) {
@@ -354,31 +286,19 @@ fn policy(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
     let at = format!("{at}.policy");
     let ms = |d: crate::units::HumanDuration| d.0.as_millis();
     if ms(p.commit_interval) < 10 {
-        out.push(Problem::new(
-            format!("{at}.commit_interval"),
-            format!("{} is too short (at least 10ms)", p.commit_interval),
-        ));
+        out.push(Problem::new(format!("{at}.commit_interval"), format!("{} is too short (at least 10ms)", p.commit_interval)));
     }
     if p.commit_interval > p.rollover_max_age {
         out.push(Problem::new(
             format!("{at}.commit_interval"),
-            format!(
-                "{} is longer than rollover_max_age ({})",
-                p.commit_interval, p.rollover_max_age
-            ),
+            format!("{} is longer than rollover_max_age ({})", p.commit_interval, p.rollover_max_age),
         ));
     }
     if p.rollover_max_docs == 0 {
-        out.push(Problem::new(
-            format!("{at}.rollover_max_docs"),
-            "must be greater than 0",
-        ));
+        out.push(Problem::new(format!("{at}.rollover_max_docs"), "must be greater than 0"));
     }
     if p.rollover_max_bytes.0 < 1 << 20 {
-        out.push(Problem::new(
-            format!("{at}.rollover_max_bytes"),
-            format!("{} is too small (at least 1MiB)", p.rollover_max_bytes),
-        ));
+        out.push(Problem::new(format!("{at}.rollover_max_bytes"), format!("{} is too small (at least 1MiB)", p.rollover_max_bytes)));
     }
     if p.compaction_target_size.0 < 1 << 20 {
         out.push(Problem::new(
@@ -389,19 +309,13 @@ fn policy(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
     if p.hot_for >= p.retention {
         out.push(Problem::new(
             format!("{at}.hot_for"),
-            format!(
-                "{} must be shorter than retention ({})",
-                p.hot_for, p.retention
-            ),
+            format!("{} must be shorter than retention ({})", p.hot_for, p.retention),
         ));
     }
 }
 
 fn is_token(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `[a-z][a-z0-9_]*`, at most 64: safe as an SQL name without quotes and as a path part.
@@ -417,6 +331,5 @@ fn is_topic(s: &str) -> bool {
         && s.len() <= 249
         && s != "."
         && s != ".."
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
 }

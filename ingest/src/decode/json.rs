@@ -21,10 +21,7 @@ pub(super) fn decode(
     let mut object: Map<String, Value> = match serde_json::from_str(text) {
         Ok(Value::Object(map)) => map,
         Ok(other) => {
-            return Err(DecodeError::new(
-                ErrorReason::InvalidJson,
-                format!("expected a JSON object, got {}", kind(&other)),
-            ));
+            return Err(DecodeError::new(ErrorReason::InvalidJson, format!("expected a JSON object, got {}", kind(&other))));
         }
         Err(e) => return Err(DecodeError::new(ErrorReason::InvalidJson, e.to_string())),
     };
@@ -59,33 +56,18 @@ fn add_typed(doc: &mut TantivyDocument, column: &Column, value: Value) -> Result
     let wrong = |value: &Value| {
         DecodeError::new(
             ErrorReason::WrongType,
-            format!(
-                "field '{}' is declared {} but the message has {} {value}",
-                column.source,
-                column.ty,
-                kind(value)
-            ),
+            format!("field '{}' is declared {} but the message has {} {value}", column.source, column.ty, kind(value)),
         )
     };
     match (column.ty, &value) {
         (_, Value::Null) => {}
         (FieldType::Text | FieldType::Keyword, Value::String(s)) => doc.add_text(column.field, s),
-        (FieldType::I64, Value::Number(n)) => {
-            doc.add_i64(column.field, n.as_i64().ok_or_else(|| wrong(&value))?)
-        }
-        (FieldType::F64, Value::Number(n)) => {
-            doc.add_f64(column.field, n.as_f64().ok_or_else(|| wrong(&value))?)
-        }
+        (FieldType::I64, Value::Number(n)) => doc.add_i64(column.field, n.as_i64().ok_or_else(|| wrong(&value))?),
+        (FieldType::F64, Value::Number(n)) => doc.add_f64(column.field, n.as_f64().ok_or_else(|| wrong(&value))?),
         (FieldType::Bool, Value::Bool(b)) => doc.add_bool(column.field, *b),
         (FieldType::Timestamp, Value::String(s)) => {
             let us = rfc3339_micros(s).ok_or_else(|| {
-                DecodeError::new(
-                    ErrorReason::BadTimestamp,
-                    format!(
-                        "field '{}': '{s}' is not an RFC 3339 timestamp",
-                        column.source
-                    ),
-                )
+                DecodeError::new(ErrorReason::BadTimestamp, format!("field '{}': '{s}' is not an RFC 3339 timestamp", column.source))
             })?;
             doc.add_date(column.field, DateTime::from_timestamp_micros(us));
         }

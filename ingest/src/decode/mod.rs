@@ -27,10 +27,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(reason: ErrorReason, detail: impl Into<String>) -> Self {
-        DecodeError {
-            reason,
-            detail: detail.into(),
-        }
+        DecodeError { reason, detail: detail.into() }
     }
 }
 
@@ -47,10 +44,10 @@ impl Decoder {
         Decoder {
             format: stream.format,
             schema,
-            timestamp: stream.timestamp_field.as_ref().map(|f| TimestampRule {
-                field: f.clone(),
-                format: stream.timestamp_format.unwrap_or_default(),
-            }),
+            timestamp: stream
+                .timestamp_field
+                .as_ref()
+                .map(|f| TimestampRule { field: f.clone(), format: stream.timestamp_format.unwrap_or_default() }),
             max_message_bytes: stream.max_message_bytes.0,
         }
     }
@@ -61,28 +58,17 @@ impl Decoder {
 
     /// Appends the documents of one message to `out`: its rows, or one error row.
     /// Returns the error when there was one, for metrics.
-    pub fn decode(
-        &self,
-        origin: &RowOrigin<'_>,
-        payload: &[u8],
-        out: &mut Vec<TantivyDocument>,
-    ) -> Option<DecodeError> {
+    pub fn decode(&self, origin: &RowOrigin<'_>, payload: &[u8], out: &mut Vec<TantivyDocument>) -> Option<DecodeError> {
         let start = out.len();
         let result = if payload.len() as u64 > self.max_message_bytes {
             Err(DecodeError::new(
                 ErrorReason::TooLarge,
-                format!(
-                    "{} bytes, more than max_message_bytes ({})",
-                    payload.len(),
-                    self.max_message_bytes
-                ),
+                format!("{} bytes, more than max_message_bytes ({})", payload.len(), self.max_message_bytes),
             ))
         } else {
             match self.format {
                 StreamFormat::Text => text::decode(&self.schema, origin, payload, out),
-                StreamFormat::Json => {
-                    json::decode(&self.schema, self.timestamp.as_ref(), origin, payload, out)
-                }
+                StreamFormat::Json => json::decode(&self.schema, self.timestamp.as_ref(), origin, payload, out),
                 StreamFormat::OtlpJson => otlp::decode(&self.schema, origin, payload, out),
             }
         };
@@ -90,10 +76,7 @@ impl Decoder {
             Ok(()) => None,
             Err(err) => {
                 out.truncate(start);
-                out.push(
-                    self.schema
-                        .error_row(origin, err.reason, &err.detail, payload),
-                );
+                out.push(self.schema.error_row(origin, err.reason, &err.detail, payload));
                 Some(err)
             }
         }
@@ -103,9 +86,6 @@ impl Decoder {
 /// The payload as UTF-8, or an `invalid_utf8` error naming the first bad byte.
 fn utf8(payload: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(payload).map_err(|e| {
-        DecodeError::new(
-            ErrorReason::InvalidUtf8,
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-        )
+        DecodeError::new(ErrorReason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     })
 }

@@ -111,42 +111,17 @@ pub(super) fn decode(
 ) -> Result<(), DecodeError> {
     let text = utf8(payload)?;
     let request: Request = serde_json::from_str(text).map_err(|e| {
-        let reason = if e.is_syntax() || e.is_eof() {
-            ErrorReason::InvalidJson
-        } else {
-            ErrorReason::InvalidOtlp
-        };
+        let reason = if e.is_syntax() || e.is_eof() { ErrorReason::InvalidJson } else { ErrorReason::InvalidOtlp };
         DecodeError::new(reason, e.to_string())
     })?;
-    let col = |name: &str| {
-        schema
-            .columns
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.field)
-            .expect("otlp column")
-    };
-    let (severity_text, severity_number, body, trace_id, span_id, service_name) = (
-        col("severity_text"),
-        col("severity_number"),
-        col("body"),
-        col("trace_id"),
-        col("span_id"),
-        col("service_name"),
-    );
+    let col = |name: &str| schema.columns.iter().find(|c| c.name == name).map(|c| c.field).expect("otlp column");
+    let (severity_text, severity_number, body, trace_id, span_id, service_name) =
+        (col("severity_text"), col("severity_number"), col("body"), col("trace_id"), col("span_id"), col("service_name"));
 
     let mut record_index = 0i32;
     for resource_logs in request.resource_logs {
-        let resource = attributes_object(
-            resource_logs
-                .resource
-                .map(|r| r.attributes)
-                .unwrap_or_default(),
-        )?;
-        let service = resource
-            .get("service.name")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let resource = attributes_object(resource_logs.resource.map(|r| r.attributes).unwrap_or_default())?;
+        let service = resource.get("service.name").and_then(Value::as_str).map(str::to_string);
         for scope_logs in resource_logs.scope_logs {
             let scope = match scope_logs.scope {
                 Some(s) => {
@@ -218,14 +193,8 @@ fn invalid(detail: String) -> DecodeError {
 fn nanos(value: Option<&Value>) -> Result<Option<i64>, DecodeError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(format!("bad nanosecond time '{s}'"))),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| invalid(format!("bad nanosecond time {n}"))),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| invalid(format!("bad nanosecond time '{s}'"))),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| invalid(format!("bad nanosecond time {n}"))),
         Some(other) => Err(invalid(format!("bad nanosecond time {other}"))),
     }
 }
@@ -233,12 +202,7 @@ fn nanos(value: Option<&Value>) -> Result<Option<i64>, DecodeError> {
 fn attributes_object(attributes: Vec<KeyValue>) -> Result<Map<String, Value>, DecodeError> {
     attributes
         .into_iter()
-        .map(|kv| {
-            Ok((
-                kv.key,
-                kv.value.map(any_value).transpose()?.unwrap_or(Value::Null),
-            ))
-        })
+        .map(|kv| Ok((kv.key, kv.value.map(any_value).transpose()?.unwrap_or(Value::Null))))
         .collect()
 }
 
@@ -249,22 +213,14 @@ fn any_value(v: AnyValue) -> Result<Value, DecodeError> {
         Value::Bool(b)
     } else if let Some(i) = v.int_value {
         match &i {
-            Value::String(s) => Value::from(
-                s.parse::<i64>()
-                    .map_err(|_| invalid(format!("bad intValue '{s}'")))?,
-            ),
+            Value::String(s) => Value::from(s.parse::<i64>().map_err(|_| invalid(format!("bad intValue '{s}'")))?),
             Value::Number(n) if n.is_i64() => i,
             other => return Err(invalid(format!("bad intValue {other}"))),
         }
     } else if let Some(d) = v.double_value {
         Value::from(d)
     } else if let Some(a) = v.array_value {
-        Value::Array(
-            a.values
-                .into_iter()
-                .map(any_value)
-                .collect::<Result<_, _>>()?,
-        )
+        Value::Array(a.values.into_iter().map(any_value).collect::<Result<_, _>>()?)
     } else if let Some(kv) = v.kvlist_value {
         Value::Object(attributes_object(kv.values)?)
     } else if let Some(bytes) = v.bytes_value {

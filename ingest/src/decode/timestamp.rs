@@ -14,14 +14,10 @@ pub struct TimestampRule {
 
 /// µs since the epoch of a timestamp value, per `format`.
 pub fn parse(value: &Value, format: TimestampFormat, field: &str) -> Result<i64, DecodeError> {
-    let bad = |why: String| {
-        DecodeError::new(ErrorReason::BadTimestamp, format!("field '{field}': {why}"))
-    };
+    let bad = |why: String| DecodeError::new(ErrorReason::BadTimestamp, format!("field '{field}': {why}"));
     match format {
         TimestampFormat::Rfc3339 => {
-            let Value::String(s) = value else {
-                return Err(bad(format!("expected an RFC 3339 string, got {value}")));
-            };
+            let Value::String(s) = value else { return Err(bad(format!("expected an RFC 3339 string, got {value}"))) };
             rfc3339_micros(s).ok_or_else(|| bad(format!("'{s}' is not an RFC 3339 timestamp")))
         }
         epoch => {
@@ -36,8 +32,7 @@ pub fn parse(value: &Value, format: TimestampFormat, field: &str) -> Result<i64,
                 Value::String(s) => s.trim().parse::<f64>().ok(),
                 _ => None,
             };
-            let number =
-                number.ok_or_else(|| bad(format!("expected an epoch number, got {value}")))?;
+            let number = number.ok_or_else(|| bad(format!("expected an epoch number, got {value}")))?;
             // Integers stay exact where they fit (ns since 1970 exceed f64's 53 bits).
             let micros = match (value.as_i64(), epoch) {
                 (Some(i), TimestampFormat::EpochS) => i.checked_mul(1_000_000),
@@ -69,20 +64,10 @@ pub fn rfc3339_micros(s: &str) -> Option<i64> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    if !(1..=12).contains(&mo)
-        || !(1..=days_in_month(y, mo)).contains(&d)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
+    if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -145,67 +130,27 @@ mod tests {
     #[test]
     fn rfc3339() {
         // date -d 2018-03-24T17:15:20Z +%s → 1521911720
-        assert_eq!(
-            rfc3339_micros("2018-03-24T17:15:20.865716Z"),
-            Some(1_521_911_720_865_716)
-        );
-        assert_eq!(
-            rfc3339_micros("2018-03-24T17:15:20Z"),
-            Some(1_521_911_720_000_000)
-        );
-        assert_eq!(
-            rfc3339_micros("2018-03-24T18:15:20.5+01:00"),
-            Some(1_521_911_720_500_000)
-        );
-        assert_eq!(
-            rfc3339_micros("2018-03-24 17:15:20.123456789Z"),
-            Some(1_521_911_720_123_456)
-        );
+        assert_eq!(rfc3339_micros("2018-03-24T17:15:20.865716Z"), Some(1_521_911_720_865_716));
+        assert_eq!(rfc3339_micros("2018-03-24T17:15:20Z"), Some(1_521_911_720_000_000));
+        assert_eq!(rfc3339_micros("2018-03-24T18:15:20.5+01:00"), Some(1_521_911_720_500_000));
+        assert_eq!(rfc3339_micros("2018-03-24 17:15:20.123456789Z"), Some(1_521_911_720_123_456));
         assert_eq!(rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            rfc3339_micros("2024-02-29T00:00:00Z"),
-            Some(1_709_164_800_000_000)
-        );
-        for bad in [
-            "2023-02-29T00:00:00Z",
-            "2018-13-01T00:00:00Z",
-            "2018-03-24T17:15:20",
-            "yesterday",
-            "2018-03-24T17:15:20.Z",
-        ] {
+        assert_eq!(rfc3339_micros("2024-02-29T00:00:00Z"), Some(1_709_164_800_000_000));
+        for bad in ["2023-02-29T00:00:00Z", "2018-13-01T00:00:00Z", "2018-03-24T17:15:20", "yesterday", "2018-03-24T17:15:20.Z"] {
             assert_eq!(rfc3339_micros(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn epochs() {
-        assert_eq!(
-            parse(&json!(1_521_911_720), TimestampFormat::EpochS, "t"),
-            Ok(1_521_911_720_000_000)
-        );
-        assert_eq!(
-            parse(&json!(1_521_911_720.5), TimestampFormat::EpochS, "t"),
-            Ok(1_521_911_720_500_000)
-        );
-        assert_eq!(
-            parse(&json!("1521911720123"), TimestampFormat::EpochMs, "t"),
-            Ok(1_521_911_720_123_000)
-        );
-        assert_eq!(
-            parse(
-                &json!(1_544_712_660_300_000_001i64),
-                TimestampFormat::EpochNs,
-                "t"
-            ),
-            Ok(1_544_712_660_300_000)
-        );
+        assert_eq!(parse(&json!(1_521_911_720), TimestampFormat::EpochS, "t"), Ok(1_521_911_720_000_000));
+        assert_eq!(parse(&json!(1_521_911_720.5), TimestampFormat::EpochS, "t"), Ok(1_521_911_720_500_000));
+        assert_eq!(parse(&json!("1521911720123"), TimestampFormat::EpochMs, "t"), Ok(1_521_911_720_123_000));
+        assert_eq!(parse(&json!(1_544_712_660_300_000_001i64), TimestampFormat::EpochNs, "t"), Ok(1_544_712_660_300_000));
         let err = parse(&json!(true), TimestampFormat::EpochMs, "t").unwrap_err();
         assert_eq!(err.detail, "field 't': expected an epoch number, got true");
         let err = parse(&json!(17), TimestampFormat::Rfc3339, "ts").unwrap_err();
         assert_eq!(err.reason, ErrorReason::BadTimestamp);
-        assert_eq!(
-            err.detail,
-            "field 'ts': expected an RFC 3339 string, got 17"
-        );
+        assert_eq!(err.detail, "field 'ts': expected an RFC 3339 string, got 17");
     }
 }

@@ -12,23 +12,11 @@ pub fn parse(config: &str) -> Config {
 
 /// Where a test row came from: topic partition 0, the given offset, time 1 s + offset µs.
 pub fn origin(topic: &str, offset: i64) -> RowOrigin<'_> {
-    RowOrigin {
-        topic,
-        partition: 0,
-        offset,
-        key: None,
-        kafka_time_us: offset,
-        ingest_time_us: 0,
-    }
+    RowOrigin { topic, partition: 0, offset, key: None, kafka_time_us: offset, ingest_time_us: 0 }
 }
 
 /// Opens `stream`'s hot tier under `dir`, lets `write` add documents, commits.
-pub fn write(
-    dir: &std::path::Path,
-    catalog: &HotCatalog,
-    stream: &StreamConfig,
-    write: impl FnOnce(&mut HotStream),
-) {
+pub fn write(dir: &std::path::Path, catalog: &HotCatalog, stream: &StreamConfig, write: impl FnOnce(&mut HotStream)) {
     let mut hot = HotStream::open(dir, "n1", stream, catalog.clone()).unwrap();
     write(&mut hot);
     hot.commit().unwrap();
@@ -36,35 +24,16 @@ pub fn write(
 }
 
 pub fn engine(config: &Config, catalog: &HotCatalog) -> QueryEngine {
-    QueryEngine::new(
-        &config.streams,
-        &config.query,
-        catalog,
-        &tierlog_core::metrics::Metrics::new(),
-    )
-    .unwrap()
+    QueryEngine::new(&config.streams, &config.query, catalog, &tierlog_core::metrics::Metrics::new()).unwrap()
 }
 
 /// The first column of every row as text, or the error's kind and message.
-pub fn run(
-    engine: &QueryEngine,
-    grant: &Grant,
-    sql: &str,
-) -> Result<Vec<String>, (ErrorKind, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = runtime
-        .block_on(engine.sql(sql, grant, Protocol::Http, None))
-        .map_err(|e| (e.kind(), e.to_string()))?;
+pub fn run(engine: &QueryEngine, grant: &Grant, sql: &str) -> Result<Vec<String>, (ErrorKind, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let result = runtime.block_on(engine.sql(sql, grant, Protocol::Http, None)).map_err(|e| (e.kind(), e.to_string()))?;
     let mut rows = Vec::new();
     for batch in &result.batches {
-        let text = arrow::util::display::ArrayFormatter::try_new(
-            batch.column(0).as_ref(),
-            &Default::default(),
-        )
-        .unwrap();
+        let text = arrow::util::display::ArrayFormatter::try_new(batch.column(0).as_ref(), &Default::default()).unwrap();
         rows.extend((0..batch.num_rows()).map(|i| text.value(i).to_string()));
     }
     Ok(rows)
