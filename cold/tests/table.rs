@@ -122,3 +122,75 @@ async fn table_on_the_s3_server() {
     let uri = format!("s3://{bucket}/{prefix}/tables/logs");
     suite(ColdStore::open(&config).unwrap(), uri, options).await;
 }
+
+/// Rounds each process commits in `two_processes_commit_to_one_table_concurrently`.
+const ROUNDS: i64 = 10;
+
+/// Two processes (this test binary run twice as `commit_worker`) commit `ROUNDS`
+/// segments each to one table on the S3 server at the same time, creating it as they
+/// go: every commit lands once, no segment twice, and each partition's txn version is
+/// its last offset + 1.
+#[test]
+fn two_processes_commit_to_one_table_concurrently() {
+    let Some((config, options)) = common::s3("cold-concurrent") else { return };
+    let ColdLocation::S3 { bucket, prefix } = &config.url else { unreachable!("an S3 config") };
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..2)
+        .map(|worker| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "commit_worker", "--ignored", "--nocapture"])
+                .env("TIERLOG_TEST_WORKER", worker.to_string())
+                .env("TIERLOG_TEST_PREFIX", prefix)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let out = worker.wait_with_output().unwrap();
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && log.contains("1 passed"), "a worker failed:\n{log}");
+    }
+    eprintln!("2 processes x {ROUNDS} commits in {:.2} s", started.elapsed().as_secs_f64());
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(format!("s3://{bucket}/{prefix}/tables/logs"))
+        .arg(options.to_string())
+        .args(["tierlog/logs/t/0", "tierlog/logs/t/1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["files"], 2 * ROUNDS, "no lost commit, no segment twice: {seen}");
+    assert_eq!(seen["version"], 2 * ROUNDS, "one version per segment after the creating one: {seen}");
+    assert_eq!(seen["rows"], 2 * ROUNDS * 100);
+    assert_eq!(seen["distinct_offsets"], 2 * ROUNDS * 100);
+    assert_eq!(seen["txn"]["tierlog/logs/t/0"], ROUNDS * 100);
+    assert_eq!(seen["txn"]["tierlog/logs/t/1"], ROUNDS * 100);
+}
+
+/// One process of `two_processes_commit_to_one_table_concurrently`: commits `ROUNDS`
+/// segments of partition `TIERLOG_TEST_WORKER`, each tried a second time now and then
+/// (as after a crash), which must add nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by two_processes_commit_to_one_table_concurrently as a child process"]
+async fn commit_worker() {
+    let worker: i32 = std::env::var("TIERLOG_TEST_WORKER").expect("run by the parent test").parse().unwrap();
+    let endpoint = std::env::var("TIERLOG_S3_ENDPOINT").unwrap();
+    let (config, _) = common::s3_at(&endpoint, &std::env::var("TIERLOG_TEST_PREFIX").unwrap());
+    let store = ColdStore::open(&config).unwrap();
+    let mut table = ColdTable::open(&store, "logs", &schema()).await.unwrap();
+    for round in 0..ROUNDS {
+        let offsets = round * 100..(round + 1) * 100;
+        let id = format!("20231114T2213{round:02}000Z-w{worker}-{round:08x}");
+        let segment = segment(&store, &id, worker, offsets.clone(), offsets.end).await;
+        let done = table.commit_segment(&segment).await.unwrap();
+        assert!(matches!(done, Committed::Added(_)), "worker {worker} round {round}: {done:?}");
+        if round % 3 == 0 {
+            assert_eq!(table.commit_segment(&segment).await.unwrap(), Committed::AlreadyThere, "never added twice");
+        }
+    }
+}

@@ -18,10 +18,16 @@ pub fn s3(name: &str) -> Option<(ColdConfig, Value)> {
         eprintln!("SKIPPED: no S3 server (run with deploy/local/test.sh)");
         return None;
     };
-    let bucket = get("TIERLOG_S3_BUCKET").unwrap_or_else(|| "tierlog".into());
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    Some(s3_at(&endpoint, &format!("{name}-{}-{nanos}", std::process::id())))
+}
+
+/// A config for `prefix` on the S3 server at `endpoint`, and the reader's options.
+pub fn s3_at(endpoint: &str, prefix: &str) -> (ColdConfig, Value) {
+    let bucket = std::env::var("TIERLOG_S3_BUCKET").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "tierlog".into());
+    let endpoint = endpoint.to_string();
     let config = ColdConfig {
-        url: ColdLocation::S3 { bucket, prefix: format!("{name}-{}-{nanos}", std::process::id()) },
+        url: ColdLocation::S3 { bucket, prefix: prefix.to_string() },
         endpoint: Some(endpoint.clone()),
         allow_http: true,
         access_key_id: Some(Secret::new("test")),
@@ -32,5 +38,5 @@ pub fn s3(name: &str) -> Option<(ColdConfig, Value)> {
         "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
     });
-    Some((config, options))
+    (config, options)
 }
