@@ -17,6 +17,8 @@ use tracing::{error, info, warn};
 
 /// How long one probe may take before the dependency counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long start-up waits for the cold tier's checkpoint before it goes on without.
+const COLD_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
@@ -67,14 +69,27 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         }
     });
 
+    let mut lifecycle = Lifecycle::new(&config, cold.clone(), catalog.clone(), &metrics);
+    let cold_checkpoint = match tokio::time::timeout(COLD_CHECKPOINT_TIMEOUT, lifecycle.checkpoint()).await {
+        Ok(Ok(checkpoint)) => checkpoint,
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot read the cold tier's checkpoint; partitions without hot data start at the group's offsets");
+            Default::default()
+        }
+        Err(_) => {
+            warn!(seconds = COLD_CHECKPOINT_TIMEOUT.as_secs(), "the cold tier's checkpoint did not come in time; partitions without hot data start at the group's offsets");
+            Default::default()
+        }
+    };
     let ingest = {
         let (config, catalog, metrics) = (config.clone(), catalog.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || Ingest::start(&config, catalog, metrics, IngestOptions::default()))
+        let options = IngestOptions { cold_checkpoint, ..IngestOptions::default() };
+        tokio::task::spawn_blocking(move || Ingest::start(&config, catalog, metrics, options))
             .await?
             .context("starting ingest")?
     };
 
-    let lifecycle = tokio::spawn(Lifecycle::new(&config, cold.clone(), catalog.clone(), &metrics).run(stop_rx.clone()));
+    let lifecycle = tokio::spawn(lifecycle.run(stop_rx.clone()));
 
     let engine =
         tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog, &metrics).context("building the SQL catalog")?;

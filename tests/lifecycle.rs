@@ -100,3 +100,39 @@ fn a_crash_at_each_migration_step_leaves_every_row_once() {
         assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
     }
 }
+
+/// A fresh node (empty data folder, a consumer group with no offsets) on the same
+/// object store starts each partition at the table's `txn` version: it reads none of
+/// the rows already in cold, and takes the new ones.
+#[test]
+fn a_fresh_node_resumes_from_the_cold_checkpoint() {
+    let Some(services) = services() else { return };
+    let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log")]);
+    let prefix = unique_topic("fresh");
+    let mut first = Node::start(&config(&services, &prefix, &format!("{}{POLICY}", feeds.config)));
+    first.wait_ready(Duration::from_secs(60));
+    feeds.produce(&services.kafka_brokers);
+    let (topic, lines) = (feeds.topic(0), feeds.lines(0));
+    let txn = format!("tierlog/hdfs/{topic}/0");
+    cold_holds(&services, &prefix, "hdfs", lines.len(), &txn);
+    assert!(first.terminate(Duration::from_secs(60)).success(), "{}", first.log());
+
+    let group = unique_topic("fresh-group");
+    let fresh = config(&services, &group, &format!("{}{POLICY}", feeds.config))
+        .replace(&format!("/{group}\""), &format!("/{prefix}\""));
+    assert!(fresh.contains(&format!("/{prefix}\"")), "the fresh node uses the first node's store: {fresh}");
+    let mut node = Node::start(&fresh);
+    node.wait_ready(Duration::from_secs(60));
+    let assigned = format!("cold=Some({})", lines.len());
+    wait_for("the partition assigned at the cold checkpoint", Duration::from_secs(60), || node.log().contains(&assigned).then_some(()));
+    let more = &lines[..100];
+    produce_all(&services.kafka_brokers, topic, more.iter().map(Vec::as_slice));
+    wait_for("the new rows indexed", Duration::from_secs(60), || (sql_count(&node, "hdfs") >= more.len() as u64).then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sql_count(&node, "hdfs"), more.len() as u64, "the fresh node read only the new messages");
+    let seen = cold_holds(&services, &prefix, "hdfs", lines.len() + more.len(), &txn);
+    assert_eq!(seen["rows"], lines.len() + more.len(), "{seen}");
+    assert_eq!(seen["distinct_offsets"], lines.len() + more.len(), "{seen}");
+    assert_eq!(seen["txn"][&txn], lines.len() + more.len(), "{seen}");
+    assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
+}

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tierlog_core::checkpoint::Checkpoint;
 use tierlog_core::config::{Config, StreamConfig};
 use tierlog_core::metrics::{Counter, Gauge, Metrics};
 use tierlog_hot::{GenerationHandle, GenerationId, GenerationState, HotCatalog, StreamSchema};
@@ -81,6 +82,16 @@ impl Lifecycle {
     pub fn new(config: &Config, store: ColdStore, catalog: HotCatalog, metrics: &Metrics) -> Lifecycle {
         let streams = config.streams.iter().map(|s| StreamLifecycle::new(s, metrics)).collect();
         Lifecycle { store, catalog, streams }
+    }
+
+    /// The cold tier's checkpoint over every stream: each partition's txn version, where
+    /// a fresh node starts consuming. Opens (or creates) each stream's table.
+    pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let mut out = Checkpoint::new();
+        for stream in &mut self.streams {
+            out.merge(&stream.table(&self.store).await?.checkpoint().await?);
+        }
+        Ok(out)
     }
 
     /// How often to look: often enough for the shortest `hot_for`, at most every 30 s.
@@ -154,11 +165,13 @@ impl StreamLifecycle {
         }
     }
 
+    /// The stream's table, opened on first use.
+    async fn table(&mut self, store: &ColdStore) -> Result<&mut ColdTable> {
+        open_table(&mut self.table, store, &self.name, &self.schema).await
+    }
+
     async fn try_migrate(&mut self, store: &ColdStore, generation: &GenerationHandle) -> Result<()> {
-        let table = match &mut self.table {
-            Some(table) => table,
-            empty => empty.insert(ColdTable::open(store, &self.name, &cold_schema(&self.schema)).await?),
-        };
+        let table = open_table(&mut self.table, store, &self.name, &self.schema).await?;
         let done = migrate_generation(store, table, &self.schema, &self.name, generation).await?;
         if let Some(version) = done.version {
             let c = &self.counters;
@@ -175,4 +188,11 @@ impl StreamLifecycle {
         }
         Ok(())
     }
+}
+
+async fn open_table<'a>(slot: &'a mut Option<ColdTable>, store: &ColdStore, name: &str, schema: &StreamSchema) -> Result<&'a mut ColdTable> {
+    Ok(match slot {
+        Some(table) => table,
+        empty => empty.insert(ColdTable::open(store, name, &cold_schema(schema)).await?),
+    })
 }

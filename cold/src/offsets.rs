@@ -68,6 +68,11 @@ impl OffsetRuns {
         Ok(())
     }
 
+    /// The partitions with offsets held.
+    pub fn partitions(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        self.runs.keys().map(|(topic, partition)| (topic.as_str(), *partition))
+    }
+
     pub fn holds(&self, topic: &str, partition: i32, offset: i64) -> bool {
         let Some(runs) = self.runs.get(&(topic.to_string(), partition)) else { return false };
         // Runs from several segments may overlap; the last one starting at or before the

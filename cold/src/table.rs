@@ -155,6 +155,18 @@ impl ColdTable {
         snapshot.transaction_version(&*self.table.log_store(), self.app_id(topic, partition)).await.map_err(|e| self.error(e))
     }
 
+    /// Every partition's cold checkpoint (its txn version), for the partitions the live
+    /// segments hold rows of.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut out = Checkpoint::new();
+        for (topic, partition) in self.held_offsets()?.partitions() {
+            if let Some(next) = self.next_offset(topic, partition).await? {
+                out.advance(topic, partition, next);
+            }
+        }
+        Ok(out)
+    }
+
     /// Paths of the live Parquet files, relative to the table root.
     pub fn files(&self) -> Result<Vec<String>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;

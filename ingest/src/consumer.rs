@@ -42,6 +42,8 @@ pub(crate) struct IngestContext {
     routes: HashMap<String, usize>,
     indexers: Vec<Sender<Command>>,
     committed: SharedCommitted,
+    /// The cold tier's checkpoint at start-up: the lowest start of a partition.
+    cold: Checkpoint,
     metrics: Metrics,
     /// The rebalance callback replaced the assignment: the consumer loop must re-apply
     /// pausing to the new partitions.
@@ -111,12 +113,14 @@ impl IngestContext {
         routes: HashMap<String, usize>,
         indexers: Vec<Sender<Command>>,
         committed: SharedCommitted,
+        cold: Checkpoint,
         metrics: Metrics,
         flush_timeout: Duration,
     ) -> Self {
         IngestContext {
             routes,
             committed,
+            cold,
             metrics,
             pending: Mutex::new((0..indexers.len()).map(|_| Vec::new()).collect()),
             indexers,
@@ -201,9 +205,10 @@ impl IngestContext {
                 Some(Offset::Offset(n)) => Some(*n),
                 _ => None,
             };
-            let start = hot_next.max(group_next);
+            let cold_next = self.cold.next_offset(&topic, partition);
+            let start = hot_next.max(group_next).max(cold_next);
             let offset = start.map_or(Offset::Beginning, Offset::Offset);
-            info!(topic = %topic, partition, hot = ?hot_next, group = ?group_next, start = ?start, "partition assigned");
+            info!(topic = %topic, partition, hot = ?hot_next, group = ?group_next, cold = ?cold_next, start = ?start, "partition assigned");
             if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                 error!(topic = %topic, partition, error = %e, "cannot set start offset");
             }

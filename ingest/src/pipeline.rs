@@ -28,11 +28,15 @@ pub struct IngestOptions {
     /// Payload bytes that may wait between the consumer and the indexers before the
     /// consumer pauses its partitions.
     pub buffer_bytes: u64,
+    /// Each partition's next offset after the rows the cold tier holds (its `txn`
+    /// versions): where a partition with no hot checkpoint and no group offset starts
+    /// (a fresh node), so rows already in cold are not read again.
+    pub cold_checkpoint: Checkpoint,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { buffer_bytes: 256 << 20 }
+        IngestOptions { buffer_bytes: 256 << 20, cold_checkpoint: Checkpoint::new() }
     }
 }
 
@@ -116,7 +120,7 @@ impl Ingest {
                 client.set(*key, *value);
             }
         }
-        let ctx = IngestContext::new(routes, senders, committed, metrics, flush_timeout(&client)?);
+        let ctx = IngestContext::new(routes, senders, committed, options.cold_checkpoint, metrics, flush_timeout(&client)?);
         let consumer: BaseConsumer<IngestContext> = client
             .create_with_context(ctx)
             .map_err(|source| IngestError::Client { brokers: kafka.brokers.clone(), source })?;
