@@ -121,6 +121,9 @@ impl ColdTable {
                     .with_comment(format!("tierlog stream '{stream}'"))
                     .with_columns(columns.fields().cloned())
                     .with_save_mode(SaveMode::Ignore)
+                    // A creation that loses the race must not be retried as version 1:
+                    // it would commit the table's metadata a second time.
+                    .with_commit_properties(CommitProperties::default().with_max_retries(0))
                     .await;
                 match created {
                     Ok(created) => table = created,

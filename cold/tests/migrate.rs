@@ -94,11 +94,7 @@ async fn rows_another_segment_holds_are_dropped_once() {
 
 /// What Python `deltalake` and Polars see of the local table `tables/hdfs`.
 fn delta_read(cold_dir: &std::path::Path, extra: &[&str]) -> Value {
-    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
-    let out = std::process::Command::new(python).arg(script).arg(cold_dir.join("tables/hdfs")).arg("{}").args(extra).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::delta_read(&cold_dir.join("tables/hdfs").display().to_string(), &serde_json::json!({}), extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,17 +86,7 @@ async fn suite(store: ColdStore, reader_uri: String, reader_options: Value) {
     assert_eq!(table.next_offset("t", 0).await.unwrap(), Some(1500));
 
     // An independent reader sees the same table.
-    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(&reader_uri)
-        .arg(reader_options.to_string())
-        .args(["tierlog/logs/t/0", "tierlog/logs/t/1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = common::delta_read(&reader_uri, &reader_options, &["tierlog/logs/t/0", "tierlog/logs/t/1"]);
     eprintln!("python deltalake + polars read: {seen}");
     assert_eq!(seen["version"], 4);
     assert_eq!(seen["files"], 4);
@@ -153,19 +143,12 @@ fn two_processes_commit_to_one_table_concurrently() {
         assert!(out.status.success() && log.contains("1 passed"), "a worker failed:\n{log}");
     }
     eprintln!("2 processes x {ROUNDS} commits in {:.2} s", started.elapsed().as_secs_f64());
-    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(format!("s3://{bucket}/{prefix}/tables/logs"))
-        .arg(options.to_string())
-        .args(["tierlog/logs/t/0", "tierlog/logs/t/1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = common::delta_read(&format!("s3://{bucket}/{prefix}/tables/logs"), &options, &["tierlog/logs/t/0", "tierlog/logs/t/1"]);
     assert_eq!(seen["files"], 2 * ROUNDS, "no lost commit, no segment twice: {seen}");
-    assert_eq!(seen["version"], 2 * ROUNDS, "one version per segment after the creating one: {seen}");
+    let operations: Vec<&str> = seen["operations"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(operations.iter().filter(|o| **o == "CREATE TABLE").count(), 1, "created once: {operations:?}");
+    assert_eq!(operations.iter().filter(|o| **o == "WRITE").count() as i64, 2 * ROUNDS, "one commit per segment: {operations:?}");
+    assert_eq!(seen["version"], 2 * ROUNDS, "nothing else committed: {seen}");
     assert_eq!(seen["rows"], 2 * ROUNDS * 100);
     assert_eq!(seen["distinct_offsets"], 2 * ROUNDS * 100);
     assert_eq!(seen["txn"]["tierlog/logs/t/0"], ROUNDS * 100);

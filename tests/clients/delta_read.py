@@ -18,6 +18,7 @@ def main():
     keys = frame.select(["_topic", "_partition", "_offset"]).unique()
     print(json.dumps({
         "version": table.version(),
+        "operations": [entry.get("operation") for entry in reversed(table.history())],
         "files": len(table.file_uris()),
         "rows": frame.height,
         "distinct_offsets": keys.height,

@@ -40,3 +40,13 @@ pub fn s3_at(endpoint: &str, prefix: &str) -> (ColdConfig, Value) {
     });
     (config, options)
 }
+
+/// What Python `deltalake` and Polars (`tests/clients/delta_read.py`) see of the table at
+/// `uri`; `extra` are txn app ids and `by:COLUMN` arguments.
+pub fn delta_read(uri: &str, options: &Value, extra: &[&str]) -> Value {
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/delta_read.py");
+    let out = std::process::Command::new(python).arg(script).arg(uri).arg(options.to_string()).args(extra).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
