@@ -1,6 +1,7 @@
 //! The `tierlog` command: CLI wiring only; the work lives in the workspace crates.
 
 mod config_cmd;
+mod lifecycle_cmd;
 mod produce;
 mod serve;
 mod sql_cmd;
@@ -58,6 +59,9 @@ enum Command {
     ///
     /// Example: tierlog search zeek_dns 'ubuntu AND rcode_name:NXDOMAIN' --limit 5
     Search(sql_cmd::SearchArgs),
+    /// What the lifecycle (hot → cold → removal) does next to a running node's data.
+    #[command(subcommand)]
+    Lifecycle(lifecycle_cmd::LifecycleCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce::run(args).await,
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cmd::run(args)).await?,
             Command::Search(args) => tokio::task::spawn_blocking(move || sql_cmd::search(args)).await?,
+            Command::Lifecycle(command) => tokio::task::spawn_blocking(move || lifecycle_cmd::run(command)).await?,
         }
     });
     match result {

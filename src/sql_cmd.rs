@@ -26,18 +26,18 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
-    fn agent(&self) -> ureq::Agent {
+    pub(crate) fn agent(&self) -> ureq::Agent {
         ureq::Agent::config_builder().http_status_as_error(false).build().into()
     }
 
-    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    pub(crate) fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.token {
             Some(token) => request.header("Authorization", format!("Bearer {token}")),
             None => request,
         }
     }
 
-    fn unreachable(&self) -> String {
+    pub(crate) fn unreachable(&self) -> String {
         format!("cannot reach tierlog at {} (is `tierlog serve` running?)", self.addr)
     }
 }

@@ -61,6 +61,7 @@ fn sealed_generations_reach_cold_once_each() {
     assert_eq!(http::metric(&metrics, "tierlog_lifecycle_failures_total{stream=\"access\",step=\"migrate\"}"), 0);
     // Until queries read cold, the hot copy stays and answers.
     assert_eq!(sql_count(&node, "access"), produced as u64);
+    lifecycle_explains_both_tiers(&node, produced as u64, seen["files"].as_u64().unwrap());
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
 }
 
@@ -135,4 +136,32 @@ fn a_fresh_node_resumes_from_the_cold_checkpoint() {
     assert_eq!(seen["distinct_offsets"], lines.len() + more.len(), "{seen}");
     assert_eq!(seen["txn"][&txn], lines.len() + more.len(), "{seen}");
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
+}
+
+/// `GET /api/v1/lifecycle` and `tierlog lifecycle explain` after everything migrated:
+/// every cold segment, rows adding up to what was produced, each with the policy key
+/// that decides its next step; the hot generations marked as already in cold.
+fn lifecycle_explains_both_tiers(node: &Node, produced: u64, files: u64) {
+    let r = http::get(node.http, "/api/v1/lifecycle?stream=access").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let plan = r.json();
+    let entries = plan["streams"][0]["entries"].as_array().unwrap().clone();
+    let of_tier = |tier: &str| entries.iter().filter(|e| e["tier"] == tier).cloned().collect::<Vec<Value>>();
+    let (hot, cold) = (of_tier("hot"), of_tier("cold"));
+    assert_eq!(cold.len() as u64, files, "{plan}");
+    assert_eq!(cold.iter().map(|e| e["rows"].as_u64().unwrap()).sum::<u64>(), produced, "{plan}");
+    assert!(cold.iter().all(|e| e["why"].as_str().unwrap().starts_with("policy.retention = ") && e["at"].is_string()), "{plan}");
+    let migrated: Vec<&Value> = hot.iter().filter(|e| e["state"] == "migrated").collect();
+    assert_eq!(migrated.len() as u64, files, "every sealed generation is marked as in cold: {plan}");
+    assert!(migrated.iter().all(|e| cold.iter().any(|c| c["id"] == e["id"])), "hot and cold ids are the same segments: {plan}");
+    assert_eq!(http::get(node.http, "/api/v1/lifecycle?stream=nope").unwrap().status, 404);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierlog"))
+        .args(["lifecycle", "explain", "--stream", "access", "--addr", &node.http.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("stream access (cold table version ") && text.contains("policy.retention = 30d after its newest row"), "{text}");
+    eprintln!("tierlog lifecycle explain:\n{text}");
 }

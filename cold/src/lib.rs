@@ -4,6 +4,7 @@
 
 mod bundle;
 mod error;
+mod explain;
 mod lifecycle;
 mod migrate;
 mod offsets;
@@ -13,9 +14,10 @@ mod table;
 
 pub use bundle::{Bundle, build_bundle};
 pub use error::{ColdError, Result};
+pub use explain::{Entry, Explainer, Failures, StreamPlan};
 pub use lifecycle::Lifecycle;
 pub use migrate::{Migrated, cold_schema, migrate_generation};
 pub use offsets::OffsetRuns;
 pub use segment::{ParquetFile, sort_by_timestamp, write_parquet};
 pub use store::{ColdStore, MULTIPART_ABOVE};
-pub use table::{ColdTable, Committed, INDEX_TAG, NewSegment, register_log_stores};
+pub use table::{ColdTable, Committed, INDEX_TAG, NewSegment, SegmentFile, register_log_stores};

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::error::Result;
+use crate::explain::{Explainer, Failures};
 use crate::migrate::{cold_schema, migrate_generation};
 use crate::store::ColdStore;
 use crate::table::ColdTable;
@@ -29,6 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The node's lifecycle manager.
 pub struct Lifecycle {
     store: ColdStore,
+    failures: Failures,
     catalog: HotCatalog,
     streams: Vec<StreamLifecycle>,
 }
@@ -81,7 +83,13 @@ impl StreamCounters {
 impl Lifecycle {
     pub fn new(config: &Config, store: ColdStore, catalog: HotCatalog, metrics: &Metrics) -> Lifecycle {
         let streams = config.streams.iter().map(|s| StreamLifecycle::new(s, metrics)).collect();
-        Lifecycle { store, catalog, streams }
+        Lifecycle { store, failures: Failures::default(), catalog, streams }
+    }
+
+    /// What `lifecycle explain` reads: the same catalog and store, and this manager's
+    /// failures as they happen.
+    pub fn explainer(&self, config: &Config) -> Explainer {
+        Explainer { store: self.store.clone(), catalog: self.catalog.clone(), streams: config.streams.clone(), failures: self.failures.clone() }
     }
 
     /// The cold tier's checkpoint over every stream: each partition's txn version, where
@@ -119,7 +127,7 @@ impl Lifecycle {
             let due: Vec<Arc<GenerationHandle>> =
                 self.catalog.snapshot(&stream.name).into_iter().filter(|g| stream.is_due(g, now)).collect();
             for generation in due {
-                stream.migrate(&self.store, &generation, now).await;
+                stream.migrate(&self.store, &self.failures, &generation, now).await;
             }
         }
     }
@@ -147,9 +155,11 @@ impl StreamLifecycle {
         sealed + self.hot_for <= now && !self.migrated.contains(&meta.id) && self.retry.get(&meta.id).is_none_or(|(at, _)| *at <= now)
     }
 
-    async fn migrate(&mut self, store: &ColdStore, generation: &GenerationHandle, now: SystemTime) {
+    async fn migrate(&mut self, store: &ColdStore, failures: &Failures, generation: &GenerationHandle, now: SystemTime) {
         let id = generation.meta.id.clone();
-        match self.try_migrate(store, generation).await {
+        let outcome = self.try_migrate(store, generation).await;
+        failures.set(&self.name, id.as_str(), outcome.as_ref().err().map(ToString::to_string));
+        match outcome {
             Ok(()) => {
                 self.retry.remove(&id);
                 self.migrated.insert(id);

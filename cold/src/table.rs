@@ -76,6 +76,16 @@ pub struct NewSegment {
     pub schema_version: u32,
 }
 
+/// A live segment of the table.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    pub id: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Its newest row's `_timestamp`, µs, from the add action's statistics.
+    pub newest_us: Option<i64>,
+}
+
 /// What a commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
@@ -166,6 +176,24 @@ impl ColdTable {
             if let Some(next) = self.next_offset(topic, partition).await? {
                 out.advance(topic, partition, next);
             }
+        }
+        Ok(out)
+    }
+
+    /// The live segments as their add actions describe them.
+    pub fn segment_files(&self) -> Result<Vec<SegmentFile>> {
+        let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for file in snapshot.log_data().iter() {
+            let path = file.path();
+            let id = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".parquet").to_string();
+            let stats: serde_json::Value = file.stats().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            let newest_us = stats["maxValues"]["_timestamp"]
+                .as_str()
+                .and_then(|t| arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(t).ok())
+                // The stats are truncated to ms: the newest row is within the next ms.
+                .map(|ns| ns / 1000 + 999);
+            out.push(SegmentFile { id, rows: stats["numRecords"].as_u64().unwrap_or(0), bytes: file.size().max(0) as u64, newest_us });
         }
         Ok(out)
     }

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Value, json};
+use tierlog_cold::Explainer;
 use tierlog_core::health::{ComponentState, Health};
 use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
@@ -37,16 +38,18 @@ struct AppState {
     engine: QueryEngine,
     access: Access,
     max_result_rows: usize,
+    lifecycle: Explainer,
 }
 
 /// The HTTP routes of a node.
-pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, access: Access, max_result_rows: usize) -> Router {
-    let state = AppState { health, metrics, engine, access, max_result_rows };
+pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, access: Access, max_result_rows: usize, lifecycle: Explainer) -> Router {
+    let state = AppState { health, metrics, engine, access, max_result_rows, lifecycle };
     let guarded = Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/search", get(search))
+        .route("/api/v1/lifecycle", get(lifecycle_plan))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
@@ -235,6 +238,26 @@ async fn search(
             (StatusCode::OK, Json(body)).into_response()
         }
         Err(e) => query_error(&e).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LifecycleParams {
+    stream: Option<String>,
+}
+
+/// `GET /api/v1/lifecycle[?stream=]`: what the lifecycle does next to each hot
+/// generation and cold segment of the streams the caller may see.
+async fn lifecycle_plan(State(state): State<AppState>, Extension(grant): Extension<Grant>, Query(params): Query<LifecycleParams>) -> Response {
+    if let Some(stream) = &params.stream
+        && !(grant.allows(stream) && state.lifecycle.streams.iter().any(|s| &s.name == stream))
+    {
+        return error(StatusCode::NOT_FOUND, &format!("no stream '{stream}'")).into_response();
+    }
+    let wanted = |name: &str| grant.allows(name) && params.stream.as_deref().is_none_or(|s| s == name);
+    match state.lifecycle.explain(wanted).await {
+        Ok(plans) => Json(json!({ "streams": plans })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot read the cold tier: {e}")).into_response(),
     }
 }
 
