@@ -14,11 +14,14 @@ import polars as pl
 def main():
     uri, options = sys.argv[1], json.loads(sys.argv[2])
     table = deltalake.DeltaTable(uri, storage_options=options or None)
-    frame = pl.read_delta(uri, storage_options=options or None)
+    # One snapshot for every figure: the table may get a commit between two reads.
+    frame = pl.read_delta(uri, version=table.version(), storage_options=options or None)
     keys = frame.select(["_topic", "_partition", "_offset"]).unique()
     print(json.dumps({
         "version": table.version(),
-        "operations": [entry.get("operation") for entry in reversed(table.history())],
+        "operations": [
+            entry.get("operation") for entry in reversed(table.history()) if entry.get("version", 0) <= table.version()
+        ],
         "files": len(table.file_uris()),
         "rows": frame.height,
         "distinct_offsets": keys.height,
