@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::sql_cmd::NodeArgs;
@@ -31,16 +30,8 @@ pub struct ExplainArgs {
 
 pub fn run(command: LifecycleCommand) -> anyhow::Result<()> {
     let LifecycleCommand::Explain(args) = command;
-    let mut request = args.node.authorize(args.node.agent().get(&format!("http://{}/api/v1/lifecycle", args.node.addr)));
-    if let Some(stream) = &args.stream {
-        request = request.query("stream", stream);
-    }
-    let mut response = request.call().with_context(|| args.node.unreachable())?;
-    let text = response.body_mut().read_to_string().context("reading the answer")?;
-    let body: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
-    if let Some(error) = body["error"].as_str() {
-        bail!("{error}");
-    }
+    let query: Vec<(&str, &str)> = args.stream.as_deref().map(|s| ("stream", s)).into_iter().collect();
+    let body = args.node.get_json("/api/v1/lifecycle", &query)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{body}")?;

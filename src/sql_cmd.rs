@@ -37,6 +37,18 @@ impl NodeArgs {
         }
     }
 
+    /// `GET path?query` on the node: its JSON answer, or its `error` as the error.
+    pub(crate) fn get_json(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<serde_json::Value> {
+        let request = self.authorize(self.agent().get(&format!("http://{}{path}", self.addr))).query_pairs(query.iter().copied());
+        let mut response = request.call().with_context(|| self.unreachable())?;
+        let text = response.body_mut().read_to_string().context("reading the answer")?;
+        let body: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+        if let Some(error) = body["error"].as_str() {
+            bail!("{error}");
+        }
+        Ok(body)
+    }
+
     pub(crate) fn unreachable(&self) -> String {
         format!("cannot reach tierlog at {} (is `tierlog serve` running?)", self.addr)
     }
@@ -115,24 +127,11 @@ pub struct SearchArgs {
 }
 
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let mut request = args
-        .node
-        .authorize(args.node.agent().get(&format!("http://{}/api/v1/search", args.node.addr)))
-        .query("stream", &args.stream)
-        .query("q", &args.query)
-        .query("limit", args.limit.to_string());
-    if let Some(start) = &args.start {
-        request = request.query("start", start);
-    }
-    if let Some(end) = &args.end {
-        request = request.query("end", end);
-    }
-    let mut response = request.call().with_context(|| args.node.unreachable())?;
-    let text = response.body_mut().read_to_string().context("reading the answer")?;
-    let body: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
-    if let Some(error) = body["error"].as_str() {
-        bail!("{error}");
-    }
+    let limit = args.limit.to_string();
+    let mut query = vec![("stream", args.stream.as_str()), ("q", args.query.as_str()), ("limit", limit.as_str())];
+    query.extend(args.start.as_deref().map(|s| ("start", s)));
+    query.extend(args.end.as_deref().map(|e| ("end", e)));
+    let body = args.node.get_json("/api/v1/search", &query)?;
     let mut out = std::io::stdout().lock();
     for hit in body["hits"].as_array().into_iter().flatten() {
         writeln!(out, "{hit}")?;
