@@ -87,7 +87,7 @@ impl Explainer {
         let policy = &stream.policy;
         let table = ColdTable::open(&self.store, &stream.name, &cold_schema(&StreamSchema::new(stream))).await?;
         let cold_files = table.segment_files()?;
-        let in_cold = |id: &str| cold_files.iter().any(|f| f.id == id);
+        let in_cold: std::collections::HashSet<&str> = cold_files.iter().map(|f| f.id.as_str()).collect();
         let mut entries = Vec::new();
         for generation in self.catalog.snapshot(&stream.name) {
             let info = generation.info();
@@ -103,7 +103,7 @@ impl Explainer {
                         policy.rollover_max_age, policy.rollover_max_docs, policy.rollover_max_bytes
                     ),
                 ),
-                GenerationState::Sealed if in_cold(&id) => (
+                GenerationState::Sealed if in_cold.contains(id.as_str()) => (
                     "migrated",
                     "stay hot (hot deletion after the grace period is not built yet)".to_string(),
                     None,

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -32,7 +32,13 @@ const READ_CHUNK: usize = 32 * 1024;
 /// The columns of a stream's cold table: its row table's stored columns, with plain
 /// strings where the hot reader gives views (readers outside tierlog expect `string`).
 pub fn cold_schema(schema: &StreamSchema) -> SchemaRef {
-    Arc::new(Schema::new(schema.row_columns().iter().map(|c| Field::new(&c.name, cold_type(c.kind), true)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        schema
+            .row_columns()
+            .iter()
+            .map(|c| Field::new(&c.name, cold_type(c.kind), true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn cold_type(kind: ColumnKind) -> DataType {
@@ -73,34 +79,59 @@ pub async fn migrate_generation(
     let info = generation.info();
     let path = format!("{}/{id}.parquet", date_hour(info.time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)));
     let index_key = store.key(&format!("index/{stream_name}/{id}.index"));
+    // Reading and sorting are CPU work: off the runtime's threads, and once, whatever
+    // the commit races cost.
+    let sorted = {
+        let (stream, generation) = (stream.clone(), generation.clone());
+        tokio::task::spawn_blocking(move || {
+            let schema = cold_schema(&stream);
+            sort_by_timestamp(&schema, &read_rows(&generation, &stream.row_columns(), &schema)?)
+        })
+        .await
+        .map_err(|e| failed(format!("the segment reader failed: {e}")))?
+        .map_err(&failed)?
+    };
+    // What was uploaded, and for which rows: a lost race that leaves the kept rows as
+    // they were only needs the commit tried again.
+    let mut uploaded: Option<(BooleanArray, Uploaded)> = None;
     let mut backoff = Backoff::new();
     loop {
         table.refresh().await?;
         if table.has_segment(&id)? {
             return Ok(Migrated { segment: id, rows: 0, dropped_duplicates: 0, parquet_bytes: 0, bundle_bytes: 0, version: None });
         }
-        let held = table.held_offsets()?;
-        // Reading, sorting, encoding and indexing are CPU work: off the runtime's threads.
-        let written = {
-            let (stream, generation) = (stream.clone(), generation.clone());
-            tokio::task::spawn_blocking(move || write_segment(&stream, &generation, &held))
-                .await
-                .map_err(|e| failed(format!("the segment writer failed: {e}")))?
-                .map_err(&failed)?
-        };
-        let (parquet_bytes, bundle_bytes) = (written.file.bytes.len(), written.bundle.len());
-        store.put(&store.key(&format!("tables/{stream_name}/{path}")), written.file.bytes).await?;
-        failpoint::hit("after_parquet_upload");
-        store.put(&index_key, written.bundle).await?;
-        failpoint::hit("after_bundle_upload");
+        let keep = table.held_offsets()?.unheld(&sorted);
+        if uploaded.as_ref().is_none_or(|(kept, _)| *kept != keep) {
+            let written = {
+                let (stream, sorted, keep) = (stream.clone(), sorted.clone(), keep.clone());
+                tokio::task::spawn_blocking(move || write_segment(&stream, &sorted, &keep))
+                    .await
+                    .map_err(|e| failed(format!("the segment writer failed: {e}")))?
+                    .map_err(&failed)?
+            };
+            let done = Uploaded {
+                rows: written.file.num_rows,
+                dropped: sorted.num_rows() - written.file.num_rows,
+                parquet_bytes: written.file.bytes.len(),
+                bundle_bytes: written.bundle.len(),
+                stats: written.file.stats,
+                offsets: written.offsets.to_tag(),
+            };
+            store.put(&store.key(&format!("tables/{stream_name}/{path}")), written.file.bytes).await?;
+            failpoint::hit("after_parquet_upload");
+            store.put(&index_key, written.bundle).await?;
+            failpoint::hit("after_bundle_upload");
+            uploaded = Some((keep, done));
+        }
+        let (_, done) = uploaded.as_ref().expect("uploaded above");
         let segment = NewSegment {
             id: id.clone(),
             path: path.clone(),
-            size: parquet_bytes as i64,
+            size: done.parquet_bytes as i64,
             index_key: index_key.to_string(),
-            stats: written.file.stats,
+            stats: done.stats.clone(),
             next_offsets: info.checkpoint.clone(),
-            offset_ranges: written.offsets.to_tag(),
+            offset_ranges: done.offsets.clone(),
             schema_version: SCHEMA_VERSION,
         };
         let version = match table.try_commit_segment(&segment).await? {
@@ -113,31 +144,33 @@ pub async fn migrate_generation(
             Committed::LostRace => return Err(failed("other commits kept winning the race; the lifecycle manager tries again later".into())),
         };
         failpoint::hit("after_commit");
-        let rows = written.file.num_rows;
-        return Ok(Migrated { segment: id, rows, dropped_duplicates: written.dropped, parquet_bytes, bundle_bytes, version });
+        let Uploaded { rows, dropped, parquet_bytes, bundle_bytes, .. } = *done;
+        return Ok(Migrated { segment: id, rows, dropped_duplicates: dropped, parquet_bytes, bundle_bytes, version });
     }
 }
 
-/// A segment's files, written from a generation's rows minus those `held` elsewhere.
+/// A segment's files, written from the kept rows of a generation.
 struct Written {
     file: ParquetFile,
     bundle: Vec<u8>,
     offsets: OffsetRuns,
-    dropped: usize,
 }
 
-fn write_segment(stream: &StreamSchema, generation: &GenerationHandle, held: &OffsetRuns) -> std::result::Result<Written, String> {
-    let columns = stream.row_columns();
-    let schema = cold_schema(stream);
-    let sorted = sort_by_timestamp(&schema, &read_rows(generation, &columns, &schema)?)?;
-    let rows = filter_record_batch(&sorted, &held.unheld(&sorted)).map_err(|e| e.to_string())?;
-    let keywords: Vec<&str> = columns.iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name.as_str()).collect();
-    Ok(Written {
-        file: write_parquet(&rows, &keywords)?,
-        bundle: build_bundle(stream, &rows)?,
-        offsets: OffsetRuns::of_rows(&rows),
-        dropped: sorted.num_rows() - rows.num_rows(),
-    })
+/// What the add action needs of the uploaded files.
+struct Uploaded {
+    rows: usize,
+    dropped: usize,
+    parquet_bytes: usize,
+    bundle_bytes: usize,
+    stats: String,
+    offsets: String,
+}
+
+fn write_segment(stream: &StreamSchema, sorted: &RecordBatch, keep: &BooleanArray) -> std::result::Result<Written, String> {
+    let rows = filter_record_batch(sorted, keep).map_err(|e| e.to_string())?;
+    let keywords: Vec<String> = stream.row_columns().into_iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name).collect();
+    let keywords: Vec<&str> = keywords.iter().map(String::as_str).collect();
+    Ok(Written { file: write_parquet(&rows, &keywords)?, bundle: build_bundle(stream, &rows)?, offsets: OffsetRuns::of_rows(&rows) })
 }
 
 /// Every committed row of the generation, in the cold schema.

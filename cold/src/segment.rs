@@ -80,9 +80,8 @@ fn delta_stats(batch: &RecordBatch) -> Value {
             }
             // Milliseconds, rounded down: the kernel allows for the lost microseconds when
             // it compares with a max (BUILD.md §4b).
-            DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                range(column.as_primitive::<TimestampMicrosecondType>()).map(|(a, b)| (json!(iso_ms(a)), json!(iso_ms(b))))
-            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => range(column.as_primitive::<TimestampMicrosecondType>())
+                .map(|(a, b)| (json!(iso_ms(a)), json!(iso_ms(b)))),
             _ => None,
         };
         if let Some((lo, hi)) = range {

@@ -185,8 +185,7 @@ impl ColdTable {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
         let mut out = Vec::new();
         for file in snapshot.log_data().iter() {
-            let path = file.path();
-            let id = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".parquet").to_string();
+            let id = segment_id(&file.path()).to_string();
             let stats: serde_json::Value = file.stats().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
             let newest_us = stats["maxValues"]["_timestamp"]
                 .as_str()
@@ -224,8 +223,7 @@ impl ColdTable {
 
     /// Whether the live snapshot holds segment `id` (its file is named after it).
     pub fn has_segment(&self, id: &str) -> Result<bool> {
-        let name = format!("{id}.parquet");
-        Ok(self.files()?.iter().any(|p| p.rsplit('/').next() == Some(name.as_str())))
+        Ok(self.files()?.iter().any(|p| segment_id(p) == id))
     }
 
     /// Adds `segment` in one commit with its partitions' txn versions, unless the table
@@ -303,6 +301,11 @@ impl ColdTable {
     fn error(&self, source: DeltaTableError) -> ColdError {
         ColdError::Table { stream: self.stream.clone(), table: self.table.table_url().to_string(), source }
     }
+}
+
+/// The segment id of a data file: its name without `.parquet`.
+fn segment_id(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path).trim_end_matches(".parquet")
 }
 
 /// Tries of one segment commit before `LostRace` goes back to the caller.
