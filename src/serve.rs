@@ -2,10 +2,11 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tierlog_cold::{ColdStore, Lifecycle};
+use tierlog_cold::{ColdReader, ColdStore, Lifecycle};
 use tierlog_core::Config;
 use tierlog_core::health::{ComponentState, Health};
 use tierlog_core::metrics::Metrics;
@@ -92,8 +93,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let explainer = lifecycle.explainer(&config);
     let lifecycle = tokio::spawn(lifecycle.run(stop_rx.clone()));
 
+    let cold_reader = Arc::new(ColdReader::new(cold.clone(), &config.cold, &metrics).context("opening the bundle cache (cold.cache_dir)")?);
     let engine =
-        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog, &metrics).context("building the SQL catalog")?;
+        tierlog_query::QueryEngine::new(&config.streams, &config.query, &catalog, Some(cold_reader), &metrics).context("building the SQL catalog")?;
     // Fail at start-up, with the key to change, when the address is taken.
     drop(
         std::net::TcpListener::bind(config.node.pg_addr)

@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(generations);
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let engine = QueryEngine::new(&node.config.streams, &node.config.query, &node.catalog, &Metrics::new())?;
+    let engine = QueryEngine::new(&node.config.streams, &node.config.query, &node.catalog, None, &Metrics::new())?;
     let sql = |statement: &str| -> anyhow::Result<(Duration, Vec<RecordBatch>)> {
         let started = Instant::now();
         let result = runtime

@@ -136,7 +136,7 @@ impl Explainer {
             });
         }
         for file in cold_files {
-            let newest = file.newest_us.map(|us| UNIX_EPOCH + Duration::from_micros(us.max(0) as u64));
+            let newest = file.newest_us().map(|us| UNIX_EPOCH + Duration::from_micros(us.max(0) as u64));
             entries.push(Entry {
                 tier: "cold",
                 id: file.id,

@@ -1,13 +1,16 @@
 //! tierlog-cold: the cold tier on object storage — the object store itself (`file://` or
-//! `s3://`), and, as they land, the Parquet + index-bundle writer, the Delta table, the
-//! remote index reader with its caches, and the lifecycle manager (DESIGN.md §5).
+//! `s3://`), the Parquet + index-bundle writer, the Delta table, the reader queries pin
+//! versions and fetch bundles through (with its on-disk cache), and the lifecycle
+//! manager (DESIGN.md §5).
 
 mod bundle;
+mod cache;
 mod error;
 mod explain;
 mod lifecycle;
 mod migrate;
 mod offsets;
+mod reader;
 mod segment;
 mod store;
 mod table;
@@ -18,6 +21,7 @@ pub use explain::{Entry, Explainer, Failures, StreamPlan};
 pub use lifecycle::Lifecycle;
 pub use migrate::{Migrated, cold_schema, migrate_generation};
 pub use offsets::OffsetRuns;
+pub use reader::{ColdReader, ColdSnapshot};
 pub use segment::{ParquetFile, sort_by_timestamp, write_parquet};
 pub use store::{ColdStore, MULTIPART_ABOVE};
 pub use table::{ColdTable, Committed, INDEX_TAG, NewSegment, SegmentFile, register_log_stores};

@@ -127,6 +127,12 @@ impl ColdStore {
     }
 
 
+    /// The store itself, for readers that take keys from [`ColdStore::key`] (DataFusion's
+    /// Parquet scan).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
     /// The configured location, e.g. `s3://logs/tierlog`.
     pub fn url(&self) -> &str {
         &self.url

@@ -76,14 +76,26 @@ pub struct NewSegment {
     pub schema_version: u32,
 }
 
-/// A live segment of the table.
+/// A live segment of the table, as its add action describes it.
 #[derive(Debug, Clone)]
 pub struct SegmentFile {
     pub id: String,
+    /// Its Parquet file, relative to the table root.
+    pub path: String,
     pub rows: u64,
     pub bytes: u64,
-    /// Its newest row's `_timestamp`, µs, from the add action's statistics.
-    pub newest_us: Option<i64>,
+    /// Bounds of its rows' `_timestamp`, µs, from the statistics: they are truncated to
+    /// the millisecond, so the upper bound is the last µs of the max's millisecond.
+    pub time_range_us: Option<(i64, i64)>,
+    /// Key of its index bundle, from the `tierlog.index` tag.
+    pub index_key: Option<String>,
+}
+
+impl SegmentFile {
+    /// Its newest row's `_timestamp` (at most this), µs.
+    pub fn newest_us(&self) -> Option<i64> {
+        self.time_range_us.map(|(_, hi)| hi)
+    }
 }
 
 /// What a commit did.
@@ -113,14 +125,8 @@ impl ColdTable {
     /// Opens the stream's table, creating it with `schema` on first use. Two nodes
     /// creating it at once is fine: one commit of version 0 wins, the other loads it.
     pub async fn open(store: &ColdStore, stream: &str, schema: &ArrowSchema) -> Result<ColdTable> {
-        register_log_stores();
-        let (url, backend) = store.location_of(&format!("tables/{stream}"))?;
+        let (mut table, url) = Self::handle(store, stream)?;
         let err = |source| ColdError::Table { stream: stream.to_string(), table: url.to_string(), source };
-        let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(err)?;
-        if let Some(backend) = backend {
-            builder = builder.with_storage_backend(backend, url.clone());
-        }
-        let mut table = builder.build().map_err(err)?;
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
@@ -144,6 +150,28 @@ impl ColdTable {
             Err(e) => return Err(err(e)),
         }
         Ok(ColdTable { stream: stream.to_string(), table })
+    }
+
+    /// Opens the stream's table if it exists, for readers, which never create it.
+    pub async fn open_existing(store: &ColdStore, stream: &str) -> Result<Option<ColdTable>> {
+        let (mut table, url) = Self::handle(store, stream)?;
+        match table.load().await {
+            Ok(()) => Ok(Some(ColdTable { stream: stream.to_string(), table })),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(source) => Err(ColdError::Table { stream: stream.to_string(), table: url.to_string(), source }),
+        }
+    }
+
+    /// An unloaded handle on the stream's table, on our object store.
+    fn handle(store: &ColdStore, stream: &str) -> Result<(DeltaTable, Url)> {
+        register_log_stores();
+        let (url, backend) = store.location_of(&format!("tables/{stream}"))?;
+        let err = |source| ColdError::Table { stream: stream.to_string(), table: url.to_string(), source };
+        let mut builder = DeltaTableBuilder::from_url(url.clone()).map_err(err)?;
+        if let Some(backend) = backend {
+            builder = builder.with_storage_backend(backend, url.clone());
+        }
+        Ok((builder.build().map_err(err)?, url))
     }
 
     /// The version of the snapshot this handle holds.
@@ -185,14 +213,25 @@ impl ColdTable {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
         let mut out = Vec::new();
         for file in snapshot.log_data().iter() {
-            let id = segment_id(&file.path()).to_string();
+            let path = file.path().to_string();
             let stats: serde_json::Value = file.stats().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
-            let newest_us = stats["maxValues"]["_timestamp"]
-                .as_str()
-                .and_then(|t| arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(t).ok())
-                // The stats are truncated to ms: the newest row is within the next ms.
-                .map(|ns| ns / 1000 + 999);
-            out.push(SegmentFile { id, rows: stats["numRecords"].as_u64().unwrap_or(0), bytes: file.size().max(0) as u64, newest_us });
+            let micros = |bound: &str| {
+                stats[bound]["_timestamp"]
+                    .as_str()
+                    .and_then(|t| arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(t).ok())
+                    .map(|ns| ns.div_euclid(1000))
+            };
+            let time_range_us = micros("minValues").zip(micros("maxValues")).map(|(lo, hi)| (lo, hi + 999));
+            #[allow(deprecated)] // see held_offsets
+            let index_key = file.add_action().tags.as_ref().and_then(|t| t.get(INDEX_TAG).cloned().flatten());
+            out.push(SegmentFile {
+                id: segment_id(&path).to_string(),
+                path,
+                rows: stats["numRecords"].as_u64().unwrap_or(0),
+                bytes: file.size().max(0) as u64,
+                time_range_us,
+                index_key,
+            });
         }
         Ok(out)
     }

@@ -1,5 +1,5 @@
 //! The SQL surface: DataFusion sessions with one table per stream and one per error
-//! table, over the hot tier; one session per limited user holding only its tables.
+//! table, over both tiers; one session per limited user holding only its tables.
 //! Statements reach them only through the gate (`gate.rs`).
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -19,10 +20,12 @@ use tierlog_core::config::{QueryConfig, StreamConfig};
 use tierlog_core::metrics::Metrics;
 use tierlog_core::schema::ERROR_TABLE_SUFFIX;
 use tierlog_core::units::HumanDuration;
+use tierlog_cold::ColdReader;
 use tierlog_hot::{HotCatalog, StreamSchema};
 use tokio::sync::mpsc;
 
 use crate::access::{Access, Grant};
+use crate::cold::COLD_STORE_URL;
 use crate::error::{ErrorKind, QueryError};
 use crate::gate::{Gated, SqlParser};
 use crate::table::{StreamTable, TableKind};
@@ -124,6 +127,7 @@ impl QueryEngine {
         streams: &[StreamConfig],
         limits: &QueryConfig,
         catalog: &HotCatalog,
+        cold: Option<Arc<ColdReader>>,
         metrics: &Metrics,
     ) -> Result<QueryEngine, QueryError> {
         let internal = |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, e.to_string());
@@ -134,6 +138,10 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_limit.0 as usize)))
             .build_arc()
             .map_err(|e| internal(&e))?;
+        if let Some(cold) = &cold {
+            let url = ObjectStoreUrl::parse(COLD_STORE_URL).map_err(|e| internal(&e))?;
+            runtime.register_object_store(url.as_ref(), cold.object_store());
+        }
         let (mut streams_out, mut tables) = (Vec::new(), Vec::new());
         for stream in streams {
             let schema = StreamSchema::new(stream);
@@ -141,7 +149,7 @@ impl QueryEngine {
                 (stream.name.clone(), TableKind::Rows),
                 (format!("{}{ERROR_TABLE_SUFFIX}", stream.name), TableKind::Errors),
             ] {
-                let table = Arc::new(StreamTable::new(&stream.name, &schema, kind, catalog.clone()));
+                let table = Arc::new(StreamTable::new(&stream.name, &schema, kind, catalog.clone(), cold.clone()));
                 if kind == TableKind::Rows {
                     streams_out.push((stream.name.clone(), table.schema()));
                 }

@@ -1,8 +1,10 @@
 //! tierlog-query: how users read tierlog — the SQL engine (DataFusion, one table per
-//! stream and per error table), the table provider over the tiers with `match()` and
+//! stream and per error table), the table provider over both tiers (`table.rs`, its cold
+//! half in `cold.rs`) with `match()` and
 //! time-range pushdown, the HTTP API and the PostgreSQL wire protocol (DESIGN.md §6).
 
 mod access;
+mod cold;
 mod engine;
 mod error;
 mod format;

@@ -233,6 +233,11 @@ fn field_filter(e: &Expr, columns: &[TableColumn]) -> Option<FieldFilter> {
     }
 }
 
+/// Whether `e` is a `match()` / `match_all()`, which only an index answers.
+pub fn is_text_query(e: &Expr) -> bool {
+    text_query(e).is_some()
+}
+
 /// How the scan takes each filter, given the table's columns.
 pub fn support(e: &Expr, columns: &[TableColumn]) -> TableProviderFilterPushDown {
     if text_query(e).is_some() {

@@ -1,10 +1,13 @@
 //! One stream as a DataFusion table: its rows (`<stream>`) or its error rows
-//! (`<stream>_errors`), read from the hot tier's generations.
+//! (`<stream>_errors`), read from the hot tier's generations and the cold tier's table.
 //!
-//! A scan pins the generations once (their tantivy searchers): whatever is committed,
-//! sealed or removed while the query runs does not change its answer. Sources are a list
-//! so the cold tier's segments can join as another kind of source.
+//! A scan pins, once, the hot generations (their tantivy searchers) and then one version
+//! of the cold table: whatever is committed, migrated or removed while the query runs
+//! does not change its answer. A generation whose segment is in the pinned version is
+//! read from cold only. Hot goes first: a generation is deleted only after its segment
+//! is committed, so a generation missing from the hot pin is in the later cold one.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -22,12 +25,15 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSor
 use datafusion::physical_plan::sort_pushdown::SortOrderPushdownResult;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
 use tantivy::{DocId, Searcher, SegmentReader};
 use tantivy::query::Query;
+use crate::cold::ColdScan;
 use crate::pushdown::{self, Pushdown};
 use crate::topk::TopK;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use tierlog_cold::ColdReader;
 use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
 
 const TIMESTAMP: &str = "_timestamp";
@@ -44,7 +50,7 @@ pub enum TableKind {
     Errors,
 }
 
-/// A stream's table over the hot tier.
+/// A stream's table over both tiers.
 pub struct StreamTable {
     stream: String,
     kind: TableKind,
@@ -52,6 +58,8 @@ pub struct StreamTable {
     columns: Vec<TableColumn>,
     schema: SchemaRef,
     catalog: HotCatalog,
+    /// The cold tier, when the node has one (error rows are hot only, for now).
+    cold: Option<Arc<ColdReader>>,
 }
 
 impl fmt::Debug for StreamTable {
@@ -61,7 +69,7 @@ impl fmt::Debug for StreamTable {
 }
 
 impl StreamTable {
-    pub fn new(stream: &str, schema: &StreamSchema, kind: TableKind, catalog: HotCatalog) -> StreamTable {
+    pub fn new(stream: &str, schema: &StreamSchema, kind: TableKind, catalog: HotCatalog, cold: Option<Arc<ColdReader>>) -> StreamTable {
         let columns = match kind {
             TableKind::Rows => schema.row_columns(),
             TableKind::Errors => StreamSchema::error_columns(),
@@ -70,7 +78,8 @@ impl StreamTable {
         if kind == TableKind::Rows {
             fields.push(Field::new(TIER_COLUMN, DataType::Utf8, false));
         }
-        StreamTable { stream: stream.to_string(), kind, columns, schema: Arc::new(Schema::new(fields)), catalog }
+        let cold = cold.filter(|_| kind == TableKind::Rows);
+        StreamTable { stream: stream.to_string(), kind, columns, schema: Arc::new(Schema::new(fields)), catalog, cold }
     }
 }
 
@@ -90,7 +99,7 @@ impl TableProvider for StreamTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -100,10 +109,17 @@ impl TableProvider for StreamTable {
         let schema = Arc::new(self.schema.project(&projection)?);
         let pushdown = Pushdown::from_filters(filters, &self.columns);
         pushdown.check_syntax()?;
-        // Pin every generation's committed segments now; skip those outside the time
-        // bounds before reading anything.
+        // Pin every generation's committed segments now, then the cold version (see the
+        // module doc for why in this order).
+        let generations = self.catalog.snapshot(&self.stream);
+        let cold = match &self.cold {
+            Some(reader) => Some((reader, reader.pin(&self.stream).await.map_err(|e| DataFusionError::External(Box::new(e)))?)),
+            None => None,
+        };
+        let in_cold: HashSet<&str> = cold.iter().flat_map(|(_, snapshot)| snapshot.files.iter().map(|f| f.id.as_str())).collect();
+        // Skip hot segments outside the time bounds before reading anything.
         let mut segments = Vec::new();
-        for generation in self.catalog.snapshot(&self.stream) {
+        for generation in generations.iter().filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {
             let searcher = generation.searcher();
             let queries = Arc::new(pushdown.parse(&searcher)?);
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
@@ -115,7 +131,19 @@ impl TableProvider for StreamTable {
         let read_columns: Vec<Option<TableColumn>> =
             projection.iter().map(|i| self.columns.get(*i).cloned()).collect();
         let kind = if self.kind == TableKind::Rows { KIND_ROW } else { KIND_ERROR };
-        Ok(Arc::new(HotScanExec::new(schema, segments, read_columns, kind, limit)))
+        let cold_plan = match &cold {
+            Some((reader, snapshot)) => {
+                let scan = ColdScan { reader, stream: &self.stream, snapshot, schema: &self.schema, projection: &projection, filters, pushdown: &pushdown, limit };
+                scan.plan(state).await?
+            }
+            None => None,
+        };
+        let hot_plan: Arc<dyn ExecutionPlan> = Arc::new(HotScanExec::new(schema, segments.clone(), read_columns, kind, limit));
+        match cold_plan {
+            None => Ok(hot_plan),
+            Some(cold_plan) if segments.is_empty() => Ok(cold_plan),
+            Some(cold_plan) => UnionExec::try_new(vec![hot_plan, cold_plan]),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! as child processes, and small HTTP and socket helpers that do not use tierlog code.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod answers;
 pub mod cold;
 pub mod hot;
 pub mod http;

@@ -24,7 +24,7 @@ pub fn write(dir: &std::path::Path, catalog: &HotCatalog, stream: &StreamConfig,
 }
 
 pub fn engine(config: &Config, catalog: &HotCatalog) -> QueryEngine {
-    QueryEngine::new(&config.streams, &config.query, catalog, &tierlog_core::metrics::Metrics::new()).unwrap()
+    QueryEngine::new(&config.streams, &config.query, catalog, None, &tierlog_core::metrics::Metrics::new()).unwrap()
 }
 
 /// The first column of every row as text, or the error's kind and message.

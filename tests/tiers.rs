@@ -1,0 +1,129 @@
+//! One table per stream across both tiers: the SQL answers computed from the dataset
+//! files (counts per keyword, phrase `match()`, a per-minute histogram, `_attributes`
+//! filters) hold before, during and after the lifecycle moves every generation to the
+//! cold table on the S3 server, over HTTP and psql; `_tier` counts always add up to what
+//! was produced; and a narrow `_timestamp` range reads only the cold files whose
+//! statistics overlap it.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::answers::{Access, Check, access_checks, assert_answers, hdfs_checks, http_rows, parse_access, to_json};
+use support::kafka::{create_topic, lines, produce_all};
+use support::psql::{pg_port, psql};
+use support::{dataset, http, node, services, unique_topic, wait_for};
+
+const POLICY: &str =
+    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 1000\nhot_for = \"10s\"\n";
+
+/// Rows per tier of `table`, over HTTP.
+fn tiers(node: &node::Node, table: &str) -> BTreeMap<String, u64> {
+    let rows = http_rows(node, &format!("SELECT _tier, count(*) AS n FROM {table} GROUP BY _tier"), &["_tier", "n"]);
+    rows.into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
+}
+
+/// `epoch_s` as `YYYY-MM-DDTHH:MM:SSZ` (the civil-from-days algorithm).
+fn utc(epoch_s: i64) -> String {
+    let (days, secs) = (epoch_s.div_euclid(86_400), epoch_s.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[test]
+fn answers_do_not_change_while_data_moves_to_cold() {
+    let Some(services) = services() else { return };
+    let (hdfs_topic, access_topic) = (unique_topic("tiers-hdfs"), unique_topic("tiers-access"));
+    create_topic(&services.kafka_brokers, &hdfs_topic, 1);
+    create_topic(&services.kafka_brokers, &access_topic, 2);
+    let streams = format!(
+        "[[streams]]\nname = \"hdfs\"\ntopics = [\"{hdfs_topic}\"]\nformat = \"text\"\n{POLICY}\
+         [[streams]]\nname = \"access\"\ntopics = [\"{access_topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n\
+         fields = [{{ name = \"client\", type = \"keyword\" }}, {{ name = \"method\", type = \"keyword\" }}, \
+         {{ name = \"path\", type = \"text\" }}, {{ name = \"status\", type = \"i64\" }}, {{ name = \"bytes\", type = \"i64\" }}]\n{POLICY}"
+    );
+    let config = node::config(&services, &unique_topic("tiers"), &streams);
+    let pg = pg_port(&config);
+    let mut node = node::Node::start(&config);
+    node.wait_ready(Duration::from_secs(60));
+
+    let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
+    let access: Vec<Access> =
+        lines(&dataset("apache/apache_access.log")).iter().map(|l| parse_access(&String::from_utf8_lossy(l))).collect();
+    produce_all(&services.kafka_brokers, &hdfs_topic, hdfs.iter().map(Vec::as_slice));
+    produce_all(&services.kafka_brokers, &access_topic, access.iter().map(to_json).collect::<Vec<_>>().iter().map(Vec::as_slice));
+    let produced = [("hdfs", hdfs.len() as u64), ("access", access.len() as u64)];
+    let total = |t: &BTreeMap<String, u64>| t.values().sum::<u64>();
+    wait_for("every row indexed", Duration::from_secs(120), || {
+        produced.iter().all(|(table, n)| total(&tiers(&node, table)) == *n).then_some(())
+    });
+
+    let mut checks: Vec<Check> = [hdfs_checks("hdfs", &hdfs), access_checks("access", &access)].into_iter().flatten().collect();
+    // A narrow time range: the access log's first minute.
+    let first = access.iter().min_by_key(|a| a.epoch_s).unwrap();
+    let minute = first.epoch_s - first.epoch_s.rem_euclid(60);
+    let in_minute = access.iter().filter(|a| (minute..minute + 60).contains(&a.epoch_s)).count();
+    let narrow = format!("FROM access WHERE _timestamp >= '{}' AND _timestamp < '{}'", utc(minute), utc(minute + 60));
+    assert_eq!(utc(first.epoch_s), first.ts, "utc() agrees with the log's own time");
+    checks.push(Check {
+        statement: format!("SELECT count(*) AS n {narrow}"),
+        names: vec!["n"],
+        expected: vec![vec![in_minute.to_string()]],
+    });
+
+    // Until every row is cold: the same answers at every round, whatever the split.
+    let started = Instant::now();
+    let mut splits = Vec::new();
+    loop {
+        assert_answers(&node, pg, &checks, &format!("round {} ({:.0} s)", splits.len() + 1, started.elapsed().as_secs_f64()));
+        let split: Vec<BTreeMap<String, u64>> = produced.iter().map(|(table, _)| tiers(&node, table)).collect();
+        for ((table, n), split) in produced.iter().zip(&split) {
+            assert_eq!(total(split), *n, "{table}: the tiers add up to what was produced: {split:?}");
+        }
+        let all_cold = produced.iter().zip(&split).all(|((_, n), s)| s.get("cold") == Some(n));
+        splits.push(split);
+        if all_cold {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "not all cold after 300 s: {splits:?}\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before_all_cold = splits.iter().filter(|s| s.iter().any(|t| t.contains_key("hot"))).count();
+    assert!(before_all_cold > 0, "some rounds ran while rows were still hot: {splits:?}");
+    eprintln!(
+        "{} statements answered alike over HTTP and psql in each of {} rounds ({before_all_cold} with hot rows, last all cold) in {:.0} s; splits {splits:?}",
+        checks.len(),
+        splits.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (table, n) in produced {
+        assert_eq!(psql(pg, &format!("SELECT _tier, count(*) FROM {table} GROUP BY 1")).unwrap(), format!("cold,{n}"), "{table}");
+    }
+
+    // The narrow range reads only the files whose `_timestamp` statistics overlap it.
+    let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": format!("EXPLAIN SELECT count(*) {narrow}") })).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let plan: Vec<String> = r.json()["rows"].as_array().unwrap().iter().map(|row| row["plan"].as_str().unwrap().to_string()).collect();
+    let line = plan
+        .iter()
+        .flat_map(|p| p.lines())
+        .find(|l| l.contains("ColdScanExec"))
+        .unwrap_or_else(|| panic!("no cold scan in {plan:?}"))
+        .to_string();
+    let counts: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect::<Vec<_>>()[1..].to_vec(); // after the version: files read, of total, pruned by time
+    let (read, of, pruned) = (counts[0], counts[1], counts[2]);
+    assert!(pruned > 0 && read + pruned == of, "{line}");
+    eprintln!("EXPLAIN of the access log's first minute: {line}");
+    assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
+}
