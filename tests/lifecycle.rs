@@ -1,8 +1,9 @@
 //! The lifecycle manager moves each sealed generation, once it has been sealed for the
 //! stream's `hot_for`, into the stream's Delta table on the S3 server: every produced
 //! message once, as Python `deltalake` and Polars (readers tierlog did not write) count
-//! it, with each partition's next offset as the table's `txn` version. Killed at each
-//! migration failpoint and restarted, the node ends with the same exact table.
+//! it, with each partition's next offset as the table's `txn` version; `hot_grace` after
+//! each commit the hot copy is gone and the rows answer from cold. Killed at each
+//! failpoint and restarted, the node ends with the same exact table.
 
 mod support;
 
@@ -15,7 +16,7 @@ use support::node::{Node, config};
 use support::{Services, http, services, unique_topic, wait_for};
 
 const POLICY: &str =
-    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 2500\nhot_for = \"1s\"\n";
+    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 2500\nhot_for = \"1s\"\nhot_grace = \"3s\"\n";
 
 /// Waits until the cold table holds `rows` rows, and returns what the reader sees.
 fn cold_holds(services: &Services, prefix: &str, stream: &str, rows: usize, txn: &str) -> Value {
@@ -59,16 +60,26 @@ fn sealed_generations_reach_cold_once_each() {
     assert_eq!(http::metric(&metrics, "tierlog_lifecycle_migrated_rows_total{stream=\"access\"}"), produced as u64);
     assert_eq!(http::metric(&metrics, "tierlog_lifecycle_migrated_segments_total{stream=\"access\"}"), seen["files"].as_u64().unwrap());
     assert_eq!(http::metric(&metrics, "tierlog_lifecycle_failures_total{stream=\"access\",step=\"migrate\"}"), 0);
-    // Until queries read cold, the hot copy stays and answers.
+    let files = seen["files"].as_u64().unwrap();
     assert_eq!(sql_count(&node, "access"), produced as u64);
-    lifecycle_explains_both_tiers(&node, produced as u64, seen["files"].as_u64().unwrap());
+    lifecycle_explains_both_tiers(&node, produced as u64, files);
+
+    // `hot_grace` after each commit the hot copy goes; the answers stay, from cold.
+    wait_for("the hot copies deleted", Duration::from_secs(120), || {
+        let metrics = http::get(node.http, "/metrics").unwrap().body;
+        (http::metric(&metrics, "tierlog_lifecycle_deleted_hot_generations_total{stream=\"access\"}") == files).then_some(())
+    });
+    let cold_ids: Vec<String> = cold_entries(&node, "access").iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+    let left = hot_folders(&node, "access");
+    assert!(left.iter().all(|f| !cold_ids.contains(f) && !f.starts_with('.')), "no migrated generation left on disk: {left:?} vs {cold_ids:?}");
+    assert_eq!(sql_count(&node, "access"), produced as u64, "every row still answers, from cold");
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
 }
 
 #[test]
 fn a_crash_at_each_migration_step_leaves_every_row_once() {
     let Some(services) = services() else { return };
-    for failpoint in ["after_parquet_upload", "after_bundle_upload", "after_commit"] {
+    for failpoint in ["after_parquet_upload", "after_bundle_upload", "after_commit", "during_hot_deletion"] {
         let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log")]);
         let prefix = unique_topic("failpoint");
         let policy = POLICY.replace("rollover_max_docs = 2500", "rollover_max_docs = 500");
@@ -85,6 +96,8 @@ fn a_crash_at_each_migration_step_leaves_every_row_once() {
 
         let mut node = Node::restart(node);
         node.wait_ready(Duration::from_secs(60));
+        let half_deleted: Vec<String> = hot_folders(&node, "hdfs").into_iter().filter(|f| f.starts_with('.')).collect();
+        assert!(half_deleted.is_empty(), "{failpoint}: the start finished interrupted deletions: {half_deleted:?}");
         let produced = feeds.lines(0).len();
         let txn = format!("tierlog/hdfs/{}/0", feeds.topic(0));
         let seen = cold_holds(&services, &prefix, "hdfs", produced, &txn);
@@ -128,9 +141,14 @@ fn a_fresh_node_resumes_from_the_cold_checkpoint() {
     wait_for("the partition assigned at the cold checkpoint", Duration::from_secs(60), || node.log().contains(&assigned).then_some(()));
     let more = &lines[..100];
     produce_all(&services.kafka_brokers, topic, more.iter().map(Vec::as_slice));
-    wait_for("the new rows indexed", Duration::from_secs(60), || (sql_count(&node, "hdfs") >= more.len() as u64).then_some(()));
+    // SQL reads both tiers, so the cold rows count there; what the node consumed from
+    // Kafka shows whether it re-read them.
+    let total = (lines.len() + more.len()) as u64;
+    wait_for("the new rows indexed", Duration::from_secs(60), || (sql_count(&node, "hdfs") >= total).then_some(()));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(sql_count(&node, "hdfs"), more.len() as u64, "the fresh node read only the new messages");
+    let consumed = http::metric(&http::get(node.http, "/metrics").unwrap().body, "tierlog_ingest_messages_total{stream=\"hdfs\"}");
+    assert_eq!(consumed, more.len() as u64, "the fresh node read only the new messages");
+    assert_eq!(sql_count(&node, "hdfs"), total, "each row once across both tiers");
     let seen = cold_holds(&services, &prefix, "hdfs", lines.len() + more.len(), &txn);
     assert_eq!(seen["rows"], lines.len() + more.len(), "{seen}");
     assert_eq!(seen["distinct_offsets"], lines.len() + more.len(), "{seen}");
@@ -141,6 +159,18 @@ fn a_fresh_node_resumes_from_the_cold_checkpoint() {
 /// `GET /api/v1/lifecycle` and `tierlog lifecycle explain` after everything migrated:
 /// every cold segment, rows adding up to what was produced, each with the policy key
 /// that decides its next step; the hot generations marked as already in cold.
+/// The folders in the node's hot folder of `stream`.
+fn hot_folders(node: &Node, stream: &str) -> Vec<String> {
+    let dir = node.dir.path().join("data/hot").join(stream);
+    std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+/// The cold entries of `GET /api/v1/lifecycle`.
+fn cold_entries(node: &Node, stream: &str) -> Vec<Value> {
+    let plan = http::get(node.http, &format!("/api/v1/lifecycle?stream={stream}")).unwrap().json();
+    plan["streams"][0]["entries"].as_array().unwrap().iter().filter(|e| e["tier"] == "cold").cloned().collect()
+}
+
 fn lifecycle_explains_both_tiers(node: &Node, produced: u64, files: u64) {
     let r = http::get(node.http, "/api/v1/lifecycle?stream=access").unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -151,9 +181,13 @@ fn lifecycle_explains_both_tiers(node: &Node, produced: u64, files: u64) {
     assert_eq!(cold.len() as u64, files, "{plan}");
     assert_eq!(cold.iter().map(|e| e["rows"].as_u64().unwrap()).sum::<u64>(), produced, "{plan}");
     assert!(cold.iter().all(|e| e["why"].as_str().unwrap().starts_with("policy.retention = ") && e["at"].is_string()), "{plan}");
+    // The hot copies of migrated generations wait for `hot_grace` (or are gone already).
     let migrated: Vec<&Value> = hot.iter().filter(|e| e["state"] == "migrated").collect();
-    assert_eq!(migrated.len() as u64, files, "every sealed generation is marked as in cold: {plan}");
     assert!(migrated.iter().all(|e| cold.iter().any(|c| c["id"] == e["id"])), "hot and cold ids are the same segments: {plan}");
+    assert!(
+        migrated.iter().all(|e| e["next"] == "delete from hot" && e["why"] == "policy.hot_grace = 3s after its cold commit" && e["at"].is_string()),
+        "{plan}"
+    );
     assert_eq!(http::get(node.http, "/api/v1/lifecycle?stream=nope").unwrap().status, 404);
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierlog"))

@@ -87,7 +87,7 @@ impl Explainer {
         let policy = &stream.policy;
         let table = ColdTable::open(&self.store, &stream.name, &cold_schema(&StreamSchema::new(stream))).await?;
         let cold_files = table.segment_files()?;
-        let in_cold: std::collections::HashSet<&str> = cold_files.iter().map(|f| f.id.as_str()).collect();
+        let added_ms: HashMap<&str, i64> = cold_files.iter().map(|f| (f.id.as_str(), f.added_ms)).collect();
         let mut entries = Vec::new();
         for generation in self.catalog.snapshot(&stream.name) {
             let info = generation.info();
@@ -103,11 +103,11 @@ impl Explainer {
                         policy.rollover_max_age, policy.rollover_max_docs, policy.rollover_max_bytes
                     ),
                 ),
-                GenerationState::Sealed if in_cold.contains(id.as_str()) => (
+                GenerationState::Sealed if added_ms.contains_key(id.as_str()) => (
                     "migrated",
-                    "stay hot (hot deletion after the grace period is not built yet)".to_string(),
-                    None,
-                    "already in the cold table".to_string(),
+                    "delete from hot".to_string(),
+                    Some(ms(added_ms[id.as_str()]) + policy.hot_grace.0),
+                    format!("policy.hot_grace = {} after its cold commit", policy.hot_grace),
                 ),
                 GenerationState::Sealed => (
                     "sealed",

@@ -1,11 +1,12 @@
 //! The lifecycle manager (DESIGN.md §5): one background task per node that moves each
 //! stream's sealed generations into its cold table once they have been sealed for the
-//! stream's `hot_for`.
+//! stream's `hot_for`, and deletes each hot copy `hot_grace` after its cold commit.
 //!
 //! Every step is idempotent (the generation id is the segment id), so a failure is
 //! logged, counted by step, and tried again later with backoff; nothing is ever stuck
-//! in an error state. The hot copy stays until queries read the cold tier too (the
-//! cross-tier table is the next step), so migrating never hides a row.
+//! in an error state. A hot copy is deleted only once the table this manager reads
+//! holds its segment, and queries read a generation from one tier only (the one whose
+//! snapshot holds it), so moving never hides or doubles a row.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub struct Lifecycle {
 struct StreamLifecycle {
     name: String,
     hot_for: Duration,
+    hot_grace: Duration,
     schema: StreamSchema,
     table: Option<ColdTable>,
     /// Generations this process has seen in the table: not checked again.
@@ -53,8 +55,27 @@ struct StreamCounters {
     parquet_bytes: Arc<Counter>,
     bundle_bytes: Arc<Counter>,
     dropped: Arc<Counter>,
-    failures: Arc<Counter>,
+    deleted_hot: Arc<Counter>,
+    failures: HashMap<Step, Arc<Counter>>,
     version: Arc<Gauge>,
+}
+
+/// A lifecycle step, as failures are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Step {
+    Migrate,
+    DeleteHot,
+}
+
+impl Step {
+    const ALL: [Step; 2] = [Step::Migrate, Step::DeleteHot];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Migrate => "migrate",
+            Step::DeleteHot => "delete_hot",
+        }
+    }
 }
 
 impl StreamCounters {
@@ -70,11 +91,22 @@ impl StreamCounters {
                 "Rows left out of a migrated segment because live segments already held their offsets.",
                 &l,
             ),
-            failures: metrics.counter(
-                "tierlog_lifecycle_failures_total",
-                "Lifecycle steps that failed (tried again with backoff).",
-                &[("stream", stream), ("step", "migrate")],
+            deleted_hot: metrics.counter(
+                "tierlog_lifecycle_deleted_hot_generations_total",
+                "Hot generations deleted after their cold commit and hot_grace.",
+                &l,
             ),
+            failures: Step::ALL
+                .into_iter()
+                .map(|step| {
+                    let c = metrics.counter(
+                        "tierlog_lifecycle_failures_total",
+                        "Lifecycle steps that failed (tried again later).",
+                        &[("stream", stream), ("step", step.as_str())],
+                    );
+                    (step, c)
+                })
+                .collect(),
             version: metrics.gauge("tierlog_cold_table_version", "Version of the stream's cold Delta table.", &l),
         }
     }
@@ -120,15 +152,17 @@ impl Lifecycle {
         }
     }
 
-    /// One pass over every stream: migrates what is due (and not backing off).
+    /// One pass over every stream: migrates what is due (and not backing off), then
+    /// deletes the hot copies whose grace has passed.
     pub async fn tick(&mut self) {
         let now = SystemTime::now();
         for stream in &mut self.streams {
-            let due: Vec<Arc<GenerationHandle>> =
-                self.catalog.snapshot(&stream.name).into_iter().filter(|g| stream.is_due(g, now)).collect();
+            let generations = self.catalog.snapshot(&stream.name);
+            let due: Vec<&Arc<GenerationHandle>> = generations.iter().filter(|g| stream.is_due(g, now)).collect();
             for generation in due {
-                stream.migrate(&self.store, &self.failures, &generation, now).await;
+                stream.migrate(&self.store, &self.failures, generation, now).await;
             }
+            stream.delete_hot_copies(&self.store, &self.catalog, &generations, now).await;
         }
     }
 }
@@ -138,6 +172,7 @@ impl StreamLifecycle {
         StreamLifecycle {
             name: config.name.clone(),
             hot_for: config.policy.hot_for.0,
+            hot_grace: config.policy.hot_grace.0,
             schema: StreamSchema::new(config),
             table: None,
             migrated: HashSet::new(),
@@ -165,12 +200,49 @@ impl StreamLifecycle {
                 self.migrated.insert(id);
             }
             Err(e) => {
-                self.counters.failures.inc();
+                self.counters.failures[&Step::Migrate].inc();
                 let wait = self.retry.get(&id).map_or(Duration::from_secs(1), |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
                 warn!(stream = %self.name, segment = %id, error = %e, retry_in_s = wait.as_secs_f64(), "migration failed; will try again");
                 self.retry.insert(id, (now + wait, wait));
                 // The next try opens the table afresh.
                 self.table = None;
+            }
+        }
+    }
+
+    /// Deletes each migrated generation's hot copy once `hot_grace` has passed since the
+    /// commit that added its segment. A failure is counted and tried again next tick.
+    async fn delete_hot_copies(&mut self, store: &ColdStore, catalog: &HotCatalog, generations: &[Arc<GenerationHandle>], now: SystemTime) {
+        if !generations.iter().any(|g| self.migrated.contains(&g.meta.id)) {
+            return;
+        }
+        let added: HashMap<String, i64> = match self.table(store).await.and_then(|t| t.segment_files()) {
+            Ok(files) => files.into_iter().map(|f| (f.id, f.added_ms)).collect(),
+            Err(e) => {
+                self.counters.failures[&Step::DeleteHot].inc();
+                warn!(stream = %self.name, error = %e, "cannot list the cold segments; hot copies stay until the next try");
+                self.table = None;
+                return;
+            }
+        };
+        let migrated: Vec<&Arc<GenerationHandle>> = generations.iter().filter(|g| self.migrated.contains(&g.meta.id)).collect();
+        for generation in migrated {
+            let id = &generation.meta.id;
+            // Not in the table this manager holds (removed meanwhile?): keep the hot copy.
+            let Some(&added_ms) = added.get(id.as_str()) else { continue };
+            if UNIX_EPOCH + Duration::from_millis(added_ms.max(0) as u64) + self.hot_grace > now {
+                continue;
+            }
+            match catalog.delete_sealed(&self.name, id) {
+                Ok(()) => {
+                    self.migrated.remove(id);
+                    self.counters.deleted_hot.inc();
+                    info!(stream = %self.name, segment = %id, rows = generation.num_docs(), "deleted the hot copy of a migrated generation");
+                }
+                Err(e) => {
+                    self.counters.failures[&Step::DeleteHot].inc();
+                    warn!(stream = %self.name, segment = %id, error = %e, "deleting the hot copy failed; its rows are read from cold, and the next start tries again");
+                }
             }
         }
     }

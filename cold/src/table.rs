@@ -89,6 +89,8 @@ pub struct SegmentFile {
     pub time_range_us: Option<(i64, i64)>,
     /// Key of its index bundle, from the `tierlog.index` tag.
     pub index_key: Option<String>,
+    /// When its commit added it (the add action's `modificationTime`), ms since the epoch.
+    pub added_ms: i64,
 }
 
 impl SegmentFile {
@@ -231,6 +233,7 @@ impl ColdTable {
                 bytes: file.size().max(0) as u64,
                 time_range_us,
                 index_key,
+                added_ms: file.modification_time(),
             });
         }
         Ok(out)

@@ -122,6 +122,25 @@ impl HotCatalog {
         }
     }
 
+    /// Deletes a sealed generation (its rows are in the cold tier): gone from new
+    /// snapshots at once, then from disk. Queries that pinned it keep reading their open
+    /// files. The folder is first renamed to a `.deleting-` name, so that a crash in the
+    /// middle leaves a folder the next start removes, never half a generation.
+    pub fn delete_sealed(&self, stream: &str, id: &GenerationId) -> Result<()> {
+        let handle = {
+            let mut streams = self.streams.write().expect("catalog lock poisoned");
+            let Some(generations) = streams.get_mut(stream) else { return Ok(()) };
+            match generations.get(id) {
+                Some(h) if h.meta.state == GenerationState::Sealed => generations.remove(id).expect("just found"),
+                _ => return Ok(()),
+            }
+        };
+        let doomed = deleting_dir(&handle.dir);
+        std::fs::rename(&handle.dir, &doomed).map_err(|e| HotError::io(&handle.dir, e))?;
+        tierlog_core::failpoint::hit("during_hot_deletion");
+        std::fs::remove_dir_all(&doomed).map_err(|e| HotError::io(&doomed, e))
+    }
+
     fn get(&self, stream: &str, id: &GenerationId) -> Option<Arc<GenerationHandle>> {
         let streams = self.streams.read().expect("catalog lock poisoned");
         streams.get(stream)?.get(id).cloned()
@@ -132,4 +151,12 @@ impl HotCatalog {
         let streams = self.streams.read().expect("catalog lock poisoned");
         streams.get(stream).map(|g| g.values().cloned().collect()).unwrap_or_default()
     }
+}
+
+/// Name prefix of a generation folder being deleted.
+pub(crate) const DELETING_PREFIX: &str = ".deleting-";
+
+fn deleting_dir(dir: &std::path::Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.with_file_name(format!("{DELETING_PREFIX}{name}"))
 }

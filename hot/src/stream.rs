@@ -16,7 +16,7 @@ use tierlog_core::checkpoint::Checkpoint;
 use tierlog_core::config::{Policy, StreamConfig};
 use tracing::{info, warn};
 
-use crate::catalog::{GenerationHandle, HotCatalog};
+use crate::catalog::{DELETING_PREFIX, GenerationHandle, HotCatalog};
 use crate::error::{HotError, Result};
 use crate::generation::{GenerationId, GenerationMeta, GenerationState, generation_dir, now_ms};
 use crate::schema::StreamSchema;
@@ -89,6 +89,12 @@ impl HotStream {
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(|e| HotError::io(&self.dir, e))? {
             let entry = entry.map_err(|e| HotError::io(&self.dir, e))?;
+            if entry.file_name().to_string_lossy().starts_with(DELETING_PREFIX) {
+                // A deletion a crash interrupted: its rows are in the cold tier.
+                info!(stream = %self.name, folder = %entry.path().display(), "finishing the deletion of a migrated generation");
+                std::fs::remove_dir_all(entry.path()).map_err(|e| HotError::io(&entry.path(), e))?;
+                continue;
+            }
             if let Some(id) = entry.file_name().to_str().and_then(GenerationId::parse) {
                 ids.push(id);
             }

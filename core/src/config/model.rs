@@ -163,6 +163,9 @@ pub struct Policy {
     pub rollover_max_docs: u64,
     pub rollover_max_bytes: ByteSize,
     pub hot_for: HumanDuration,
+    /// How long a generation stays on the hot disk after its cold commit, so that
+    /// queries that pinned it finish and the cold cache warms up.
+    pub hot_grace: HumanDuration,
     pub retention: HumanDuration,
     pub compaction_target_size: ByteSize,
 }
@@ -238,6 +241,7 @@ impl Default for Policy {
             rollover_max_docs: 5_000_000,
             rollover_max_bytes: ByteSize::mib(512),
             hot_for: HumanDuration::secs(3600),
+            hot_grace: HumanDuration::secs(300),
             retention: HumanDuration::secs(30 * 86_400),
             compaction_target_size: ByteSize::mib(256),
         }
