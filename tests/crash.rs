@@ -37,7 +37,7 @@ fn kill_9_during_ingest_loses_nothing_and_duplicates_nothing() {
     create_topic(&services.kafka_brokers, &text_topic, 2);
     let streams = format!(
         "[[streams]]\nname = \"dns\"\ntopics = [\"{dns_topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n\
-         fields = [{{ name = \"query\", type = \"text\" }}]\n[streams.policy]\ncommit_interval = \"300ms\"\n\
+         fields = [{{ name = \"query\", type = \"text\" }}]\n[streams.policy]\ncommit_interval = \"300ms\"\nretention = \"36500d\"\n\
          [[streams]]\nname = \"text\"\ntopics = [\"{text_topic}\"]\nformat = \"text\"\n\
          [streams.policy]\ncommit_interval = \"300ms\"\nrollover_max_docs = 7000\n"
     );

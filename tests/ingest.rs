@@ -44,12 +44,18 @@ fields = [
   {{ name = "rcode_name", type = "keyword" }},
   {{ name = "orig_p", type = "i64", source = "id.orig_p" }},
 ]
+# The dataset's rows are years old: a clean restart seals their generation, and
+# retention (counted from _timestamp) would delete it.
+[streams.policy]
+retention = "36500d"
 
 [[streams]]
 name = "weird"
 topics = ["{weird}"]
 format = "json"
 timestamp_field = "ts"
+[streams.policy]
+retention = "36500d"
 
 [[streams]]
 name = "loghub"

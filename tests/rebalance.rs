@@ -28,7 +28,7 @@ fn two_nodes_share_partitions_exactly_once_across_rebalances() {
     let group = unique_topic("rebalance-group");
     let streams = format!(
         "[[streams]]\nname = \"dns\"\ntopics = [\"{topic}\"]\nformat = \"json\"\ntimestamp_field = \"ts\"\n\
-         [streams.policy]\ncommit_interval = \"300ms\"\n"
+         [streams.policy]\ncommit_interval = \"300ms\"\nretention = \"36500d\"\n" // the rows are years old
     );
     let mut a = node::Node::start(&node::config(&services, &group, &streams));
     a.wait_ready(Duration::from_secs(60));

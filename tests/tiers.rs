@@ -17,7 +17,7 @@ use support::psql::{pg_port, psql};
 use support::{dataset, http, node, services, unique_topic, wait_for};
 
 const POLICY: &str =
-    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 1000\nhot_for = \"10s\"\n";
+    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nrollover_max_docs = 1000\nhot_for = \"10s\"\nretention = \"36500d\"\n";
 
 /// Rows per tier of `table`, over HTTP.
 fn tiers(node: &node::Node, table: &str) -> BTreeMap<String, u64> {

@@ -23,6 +23,12 @@ use tantivy::schema::{DateOptions, Field, FieldEntry, FieldType, JsonObjectOptio
 use tantivy::{DateTime, Index, IndexReader, ReloadPolicy, TantivyDocument};
 use tierlog_hot::StreamSchema;
 
+/// Where segment `id`'s bundle lives: outside the table root, which vacuum sweeps, so
+/// retention deletes it itself.
+pub fn bundle_key(store: &crate::store::ColdStore, stream: &str, id: &str) -> object_store::path::Path {
+    store.key(&format!("index/{stream}/{id}.index"))
+}
+
 /// The bundle's last bytes.
 const MAGIC: &[u8; 8] = b"TLBNDL01";
 /// Footer length (u64 LE) + magic.

@@ -122,6 +122,14 @@ impl Explainer {
                     "generation.json is unreadable or from a newer version".to_string(),
                 ),
             };
+            // Retention comes first when it is due sooner.
+            let expires = info.time_range_us.map(|(_, hi)| UNIX_EPOCH + Duration::from_micros(hi.max(0) as u64) + policy.retention.0);
+            let (next, at, why) = match (meta.state, expires) {
+                (GenerationState::Sealed, Some(t)) if at.is_none_or(|at| t < at) => {
+                    ("delete (retention)".to_string(), Some(t), format!("policy.retention = {} after its newest row", policy.retention))
+                }
+                _ => (next, at, why),
+            };
             entries.push(Entry {
                 tier: "hot",
                 state,
@@ -144,7 +152,7 @@ impl Explainer {
                 rows: file.rows,
                 bytes: file.bytes,
                 age_s: newest.map_or(0, |t| age(now, t)),
-                next: "remove (retention is not enforced yet)".to_string(),
+                next: "remove (retention)".to_string(),
                 at: newest.map(|t| rfc3339(t + policy.retention.0)),
                 why: format!("policy.retention = {} after its newest row", policy.retention),
                 error: None,

@@ -11,6 +11,7 @@ mod lifecycle;
 mod migrate;
 mod offsets;
 mod reader;
+mod retention;
 mod segment;
 mod store;
 mod table;

@@ -1,6 +1,7 @@
 //! The lifecycle manager (DESIGN.md §5): one background task per node that moves each
 //! stream's sealed generations into its cold table once they have been sealed for the
-//! stream's `hot_for`, and deletes each hot copy `hot_grace` after its cold commit.
+//! stream's `hot_for`, deletes each hot copy `hot_grace` after its cold commit, and
+//! enforces `retention` on both tiers (`retention.rs`).
 //!
 //! Every step is idempotent (the generation id is the segment id), so a failure is
 //! logged, counted by step, and tried again later with backoff; nothing is ever stuck
@@ -19,9 +20,10 @@ use tierlog_hot::{GenerationHandle, GenerationId, GenerationState, HotCatalog, S
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::error::Result;
+use crate::error::{ColdError, Result};
 use crate::explain::{Explainer, Failures};
 use crate::migrate::{cold_schema, migrate_generation};
+use crate::retention::{expire_segments, is_expired, sweep};
 use crate::store::ColdStore;
 use crate::table::ColdTable;
 
@@ -40,12 +42,21 @@ struct StreamLifecycle {
     name: String,
     hot_for: Duration,
     hot_grace: Duration,
+    retention: Duration,
+    retention_grace: Duration,
     schema: StreamSchema,
     table: Option<ColdTable>,
     /// Generations this process has seen in the table: not checked again.
     migrated: HashSet<GenerationId>,
     /// Generations whose last try failed: when to try again, and the wait after that.
     retry: HashMap<GenerationId, (SystemTime, Duration)>,
+    /// The same for the stream-wide steps (retention, sweep).
+    retry_step: HashMap<Step, (SystemTime, Duration)>,
+    /// Removed data files whose objects this process has deleted: not swept again.
+    swept: HashSet<String>,
+    /// When to look for removed files to delete next; the epoch at start, so that a
+    /// start finishes a sweep a crash cut short.
+    next_sweep: SystemTime,
     counters: StreamCounters,
 }
 
@@ -55,7 +66,11 @@ struct StreamCounters {
     parquet_bytes: Arc<Counter>,
     bundle_bytes: Arc<Counter>,
     dropped: Arc<Counter>,
-    deleted_hot: Arc<Counter>,
+    deleted_migrated: Arc<Counter>,
+    deleted_expired: Arc<Counter>,
+    expired_segments: Arc<Counter>,
+    expired_rows: Arc<Counter>,
+    swept_files: Arc<Counter>,
     failures: HashMap<Step, Arc<Counter>>,
     version: Arc<Gauge>,
 }
@@ -65,15 +80,19 @@ struct StreamCounters {
 enum Step {
     Migrate,
     DeleteHot,
+    Retention,
+    Sweep,
 }
 
 impl Step {
-    const ALL: [Step; 2] = [Step::Migrate, Step::DeleteHot];
+    const ALL: [Step; 4] = [Step::Migrate, Step::DeleteHot, Step::Retention, Step::Sweep];
 
     fn as_str(self) -> &'static str {
         match self {
             Step::Migrate => "migrate",
             Step::DeleteHot => "delete_hot",
+            Step::Retention => "retention",
+            Step::Sweep => "sweep",
         }
     }
 }
@@ -91,9 +110,21 @@ impl StreamCounters {
                 "Rows left out of a migrated segment because live segments already held their offsets.",
                 &l,
             ),
-            deleted_hot: metrics.counter(
+            deleted_migrated: metrics.counter(
                 "tierlog_lifecycle_deleted_hot_generations_total",
-                "Hot generations deleted after their cold commit and hot_grace.",
+                "Hot generations deleted: hot_grace after their cold commit (migrated), or past retention (expired).",
+                &[("stream", stream), ("reason", "migrated")],
+            ),
+            deleted_expired: metrics.counter(
+                "tierlog_lifecycle_deleted_hot_generations_total",
+                "Hot generations deleted: hot_grace after their cold commit (migrated), or past retention (expired).",
+                &[("stream", stream), ("reason", "expired")],
+            ),
+            expired_segments: metrics.counter("tierlog_lifecycle_expired_segments_total", "Cold segments removed by retention.", &l),
+            expired_rows: metrics.counter("tierlog_lifecycle_expired_rows_total", "Cold rows removed by retention.", &l),
+            swept_files: metrics.counter(
+                "tierlog_lifecycle_swept_segments_total",
+                "Removed cold segments whose Parquet file and bundle were deleted after retention_grace.",
                 &l,
             ),
             failures: Step::ALL
@@ -152,17 +183,20 @@ impl Lifecycle {
         }
     }
 
-    /// One pass over every stream: migrates what is due (and not backing off), then
-    /// deletes the hot copies whose grace has passed.
+    /// One pass over every stream: deletes hot generations past retention, migrates
+    /// what is due (and not backing off), deletes the hot copies whose grace has
+    /// passed, removes cold segments past retention and sweeps their files.
     pub async fn tick(&mut self) {
         let now = SystemTime::now();
         for stream in &mut self.streams {
+            stream.expire_hot(&self.catalog, now);
             let generations = self.catalog.snapshot(&stream.name);
             let due: Vec<&Arc<GenerationHandle>> = generations.iter().filter(|g| stream.is_due(g, now)).collect();
             for generation in due {
                 stream.migrate(&self.store, &self.failures, generation, now).await;
             }
             stream.delete_hot_copies(&self.store, &self.catalog, &generations, now).await;
+            stream.expire_cold(&self.store, now).await;
         }
     }
 }
@@ -173,10 +207,15 @@ impl StreamLifecycle {
             name: config.name.clone(),
             hot_for: config.policy.hot_for.0,
             hot_grace: config.policy.hot_grace.0,
+            retention: config.policy.retention.0,
+            retention_grace: config.policy.retention_grace.0,
             schema: StreamSchema::new(config),
             table: None,
             migrated: HashSet::new(),
             retry: HashMap::new(),
+            retry_step: HashMap::new(),
+            swept: HashSet::new(),
+            next_sweep: UNIX_EPOCH,
             counters: StreamCounters::new(metrics, &config.name),
         }
     }
@@ -186,6 +225,10 @@ impl StreamLifecycle {
         let Some(sealed_ms) = meta.sealed_ms.filter(|_| meta.state == GenerationState::Sealed) else {
             return false;
         };
+        // Past retention, it is deleted rather than migrated.
+        if is_expired(generation.time_range_us().map(|(_, hi)| hi), self.retention, now) {
+            return false;
+        }
         let sealed = UNIX_EPOCH + Duration::from_millis(sealed_ms.max(0) as u64);
         sealed + self.hot_for <= now && !self.migrated.contains(&meta.id) && self.retry.get(&meta.id).is_none_or(|(at, _)| *at <= now)
     }
@@ -201,9 +244,9 @@ impl StreamLifecycle {
             }
             Err(e) => {
                 self.counters.failures[&Step::Migrate].inc();
-                let wait = self.retry.get(&id).map_or(Duration::from_secs(1), |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
+                let (at, wait) = backoff(self.retry.get(&id), now);
                 warn!(stream = %self.name, segment = %id, error = %e, retry_in_s = wait.as_secs_f64(), "migration failed; will try again");
-                self.retry.insert(id, (now + wait, wait));
+                self.retry.insert(id, (at, wait));
                 // The next try opens the table afresh.
                 self.table = None;
             }
@@ -236,7 +279,7 @@ impl StreamLifecycle {
             match catalog.delete_sealed(&self.name, id) {
                 Ok(()) => {
                     self.migrated.remove(id);
-                    self.counters.deleted_hot.inc();
+                    self.counters.deleted_migrated.inc();
                     info!(stream = %self.name, segment = %id, rows = generation.num_docs(), "deleted the hot copy of a migrated generation");
                 }
                 Err(e) => {
@@ -245,6 +288,95 @@ impl StreamLifecycle {
                 }
             }
         }
+    }
+
+    /// Deletes the sealed generations whose newest row is past retention, migrated or
+    /// not: the same rule cold segments follow, so a generation retention removed from
+    /// cold is never migrated again.
+    fn expire_hot(&mut self, catalog: &HotCatalog, now: SystemTime) {
+        for generation in catalog.snapshot(&self.name) {
+            let newest = generation.time_range_us().map(|(_, hi)| hi);
+            if generation.meta.state != GenerationState::Sealed || !is_expired(newest, self.retention, now) {
+                continue;
+            }
+            let id = &generation.meta.id;
+            match catalog.delete_sealed(&self.name, id) {
+                Ok(()) => {
+                    self.migrated.remove(id);
+                    self.counters.deleted_expired.inc();
+                    info!(stream = %self.name, segment = %id, rows = generation.num_docs(), retention = ?self.retention,
+                        "deleted a hot generation past retention");
+                }
+                Err(e) => {
+                    self.counters.failures[&Step::DeleteHot].inc();
+                    warn!(stream = %self.name, segment = %id, error = %e, "deleting a hot generation past retention failed");
+                }
+            }
+        }
+    }
+
+    /// Removes the cold segments past retention in one commit, and `retention_grace`
+    /// after a removal deletes the files. Each step backs off on failure.
+    async fn expire_cold(&mut self, store: &ColdStore, now: SystemTime) {
+        if self.is_waiting(Step::Retention, now) {
+            return;
+        }
+        let (name, retention) = (self.name.clone(), self.retention);
+        let expired = match self.table(store).await {
+            Ok(table) => expire_segments(table, &name, retention, now).await,
+            Err(e) => Err(e),
+        };
+        match expired {
+            Ok(None) => {
+                self.retry_step.remove(&Step::Retention);
+            }
+            Ok(Some(done)) => {
+                self.retry_step.remove(&Step::Retention);
+                if let Some(version) = done.version.filter(|_| !done.segments.is_empty()) {
+                    self.counters.expired_segments.add(done.segments.len() as u64);
+                    self.counters.expired_rows.add(done.rows);
+                    self.counters.version.set(version as f64);
+                    info!(stream = %self.name, segments = ?done.segments, rows = done.rows, version, retention = ?self.retention,
+                        "removed cold segments past retention");
+                    self.next_sweep = self.next_sweep.min(now + self.retention_grace);
+                }
+            }
+            Err(e) => return self.step_failed(Step::Retention, &e, now),
+        }
+        if self.next_sweep > now || self.is_waiting(Step::Sweep, now) {
+            return;
+        }
+        let (grace, swept) = (self.retention_grace, std::mem::take(&mut self.swept));
+        let outcome = match self.table(store).await {
+            Ok(table) => sweep(store, table, &name, grace, now, &swept).await,
+            Err(e) => Err(e),
+        };
+        self.swept = swept;
+        match outcome {
+            Ok(files) => {
+                self.retry_step.remove(&Step::Sweep);
+                if !files.is_empty() {
+                    self.counters.swept_files.add(files.len() as u64);
+                    info!(stream = %self.name, files = ?files, "deleted the files and bundles of segments retention removed");
+                }
+                self.swept.extend(files);
+                // Removals by other nodes are found within a minute; ours set it sooner.
+                self.next_sweep = now + self.retention_grace.min(Duration::from_secs(60));
+            }
+            Err(e) => self.step_failed(Step::Sweep, &e, now),
+        }
+    }
+
+    fn is_waiting(&self, step: Step, now: SystemTime) -> bool {
+        self.retry_step.get(&step).is_some_and(|(at, _)| *at > now)
+    }
+
+    fn step_failed(&mut self, step: Step, e: &ColdError, now: SystemTime) {
+        self.counters.failures[&step].inc();
+        let (at, wait) = backoff(self.retry_step.get(&step), now);
+        warn!(stream = %self.name, step = step.as_str(), error = %e, retry_in_s = wait.as_secs_f64(), "lifecycle step failed; will try again");
+        self.retry_step.insert(step, (at, wait));
+        self.table = None;
     }
 
     /// The stream's table, opened on first use.
@@ -270,6 +402,12 @@ impl StreamLifecycle {
         }
         Ok(())
     }
+}
+
+/// When to try a failed step again, and the wait after that: doubling up to [`MAX_BACKOFF`].
+fn backoff(last: Option<&(SystemTime, Duration)>, now: SystemTime) -> (SystemTime, Duration) {
+    let wait = last.map_or(Duration::from_secs(1), |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
+    (now + wait, wait)
 }
 
 async fn open_table<'a>(slot: &'a mut Option<ColdTable>, store: &ColdStore, name: &str, schema: &StreamSchema) -> Result<&'a mut ColdTable> {

@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use tierlog_core::failpoint;
 use tierlog_hot::{ColumnKind, GenerationHandle, KIND_ROW, StreamSchema, TableColumn, docs_of_kind, read_segment};
 
-use crate::bundle::build_bundle;
+use crate::bundle::{build_bundle, bundle_key};
 use crate::error::{ColdError, Result};
 use crate::offsets::OffsetRuns;
 use crate::segment::{ParquetFile, sort_by_timestamp, write_parquet};
@@ -78,7 +78,7 @@ pub async fn migrate_generation(
     let failed = |reason: String| ColdError::Segment { stream: stream_name.to_string(), segment: id.clone(), reason };
     let info = generation.info();
     let path = format!("{}/{id}.parquet", date_hour(info.time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)));
-    let index_key = store.key(&format!("index/{stream_name}/{id}.index"));
+    let index_key = bundle_key(store, stream_name, id.as_str());
     // Reading and sorting are CPU work: off the runtime's threads, and once, whatever
     // the commit races cost.
     let sorted = {

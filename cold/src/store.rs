@@ -126,6 +126,14 @@ impl ColdStore {
         self.object_op("multipart upload", key, done)
     }
 
+    /// Deletes the object at `key`; one already gone is not an error, so a sweep a
+    /// crash cut short can simply run again.
+    pub async fn delete(&self, key: &Path) -> Result<()> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => self.object_op("delete", key, Err(e)),
+        }
+    }
 
     /// The store itself, for readers that take keys from [`ColdStore::key`] (DataFusion's
     /// Parquet scan).

@@ -14,11 +14,13 @@ use std::time::Duration;
 use arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::kernel::{Action, Add, Remove, StructType, Transaction};
 use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories};
 use deltalake::operations::create::CreateBuilder;
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
 use tierlog_core::checkpoint::Checkpoint;
 use url::Url;
 
@@ -315,13 +317,77 @@ impl ColdTable {
             default_row_commit_version: None,
             clustering_provider: None,
         };
-        let properties = CommitProperties::default().with_application_transactions(transactions).with_max_retries(0);
+        let properties = CommitProperties::default().with_application_transactions(transactions);
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        Ok(match self.commit(vec![Action::Add(add)], operation, properties).await? {
+            Some(version) => Committed::Added(version),
+            None => Committed::LostRace,
+        })
+    }
+
+    /// Removes the live ones of `segments` in one commit (retention), as a `DELETE` of
+    /// `predicate` in the table's history. `None` when another commit won the race: this
+    /// handle then holds the newer snapshot, and the caller decides again. Their files
+    /// stay until [`ColdTable::vacuum`], so that queries that pinned an older version
+    /// can still read them.
+    pub async fn remove_segments(&mut self, segments: &[SegmentFile], predicate: String) -> Result<Option<u64>> {
+        let live: std::collections::HashSet<String> = self.files()?.into_iter().collect();
+        let now = now_ms();
+        let removes: Vec<Action> = segments
+            .iter()
+            .filter(|s| live.contains(&s.path))
+            .map(|s| {
+                Action::Remove(Remove {
+                    path: s.path.clone(),
+                    data_change: true,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    size: Some(s.bytes as i64),
+                    tags: Some(HashMap::from([(SEGMENT_TAG.to_string(), Some(s.id.clone()))])),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        if removes.is_empty() {
+            return Ok(self.version());
+        }
+        self.commit(removes, DeltaOperation::Delete { predicate: Some(predicate) }, CommitProperties::default()).await
+    }
+
+    /// Data files (relative paths) that commits removed before `before_ms`.
+    pub async fn removed_before(&self, before_ms: i64) -> Result<Vec<String>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(vec![Action::Add(add)])
-            .build(Some(snapshot), self.table.log_store(), operation)
-            .await;
+        let log_store = self.table.log_store();
+        let tombstones: Vec<_> = snapshot.all_tombstones(&*log_store).try_collect().await.map_err(|e| self.error(e))?;
+        Ok(tombstones.iter().filter(|t| t.deletion_timestamp().unwrap_or(0) < before_ms).map(|t| t.path().into_owned()).collect())
+    }
+
+    /// Deletes the data files that commits removed more than `grace` ago (Delta's
+    /// `VACUUM`, lite mode: only files the log names as removed), and returns their
+    /// paths. Deleting a file already gone is not an error, so this may run again.
+    pub async fn vacuum(&mut self, grace: Duration) -> Result<Vec<String>> {
+        let grace = chrono::Duration::from_std(grace).map_err(|e| self.error(DeltaTableError::Generic(e.to_string())))?;
+        let (table, metrics) = self
+            .table
+            .clone()
+            .vacuum()
+            .with_mode(VacuumMode::Lite)
+            .with_retention_period(grace)
+            // Our grace is shorter than the table's 7-day default; it is chosen to
+            // outlast the longest query (query.timeout).
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(|e| self.error(e))?;
+        self.table = table;
+        Ok(metrics.files_deleted)
+    }
+
+    /// One commit of `actions` on the snapshot this handle holds, without deltalake's
+    /// blind retries. `None` when another commit got there first (refreshed).
+    async fn commit(&mut self, actions: Vec<Action>, operation: DeltaOperation, properties: CommitProperties) -> Result<Option<u64>> {
+        let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
+        let finalized =
+            CommitBuilder::from(properties.with_max_retries(0)).with_actions(actions).build(Some(snapshot), self.table.log_store(), operation).await;
         let version = match finalized {
             Ok(finalized) => finalized.version(),
             Err(
@@ -332,12 +398,12 @@ impl ColdTable {
                 },
             ) => {
                 self.refresh().await?;
-                return Ok(Committed::LostRace);
+                return Ok(None);
             }
             Err(e) => return Err(self.error(e)),
         };
         self.refresh().await?;
-        Ok(Committed::Added(version))
+        Ok(Some(version))
     }
 
     fn error(&self, source: DeltaTableError) -> ColdError {
@@ -346,7 +412,7 @@ impl ColdTable {
 }
 
 /// The segment id of a data file: its name without `.parquet`.
-fn segment_id(path: &str) -> &str {
+pub fn segment_id(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path).trim_end_matches(".parquet")
 }
 

@@ -145,7 +145,7 @@ fn unknown_keys() {
         error(&format!("{STREAM}[streams.policy]\nhot_four = \"1h\"\n")),
         "tierlog.toml: streams[0].policy.hot_four: unknown field `hot_four`, expected one of \
          `commit_interval`, `rollover_max_age`, `rollover_max_docs`, `rollover_max_bytes`, `hot_for`, \
-         `retention`, `compaction_target_size`"
+         `hot_grace`, `retention`, `retention_grace`, `compaction_target_size`"
     );
 }
 
@@ -282,6 +282,15 @@ fn hot_for_must_be_shorter_than_retention() {
     assert_eq!(
         error(&format!("{STREAM}[streams.policy]\nhot_for = \"2d\"\nretention = \"1d\"\n")),
         "tierlog.toml: streams[0].policy.hot_for: 2d must be shorter than retention (1d)"
+    );
+}
+
+#[test]
+fn retention_grace_outlasts_the_longest_query() {
+    assert_eq!(
+        error(&format!("[query]\ntimeout = \"2m\"\n{STREAM}[streams.policy]\nretention_grace = \"1m\"\n")),
+        "tierlog.toml: streams[0].policy.retention_grace: 1m is shorter than query.timeout (2m): \
+         a query could lose the cold files its table version names"
     );
 }
 

@@ -55,17 +55,14 @@ impl GenerationHandle {
         self.reader.searcher().num_docs()
     }
 
+    /// Smallest and largest `_timestamp` of the committed rows, µs; `None` when empty.
+    pub fn time_range_us(&self) -> Option<(i64, i64)> {
+        time_range_us(&self.searcher())
+    }
+
     pub fn info(&self) -> GenerationInfo {
         let searcher = self.searcher();
-        let mut range: Option<(i64, i64)> = None;
-        for segment in searcher.segment_readers() {
-            let Ok(column) = segment.fast_fields().date("_timestamp") else { continue };
-            if segment.num_docs() == 0 {
-                continue;
-            }
-            let (lo, hi) = (column.min_value().into_timestamp_micros(), column.max_value().into_timestamp_micros());
-            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
+        let range = time_range_us(&searcher);
         let num_bytes = std::fs::read_dir(&self.dir)
             .map(|it| it.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(0);
@@ -85,6 +82,19 @@ impl GenerationHandle {
             checkpoint,
         }
     }
+}
+
+fn time_range_us(searcher: &Searcher) -> Option<(i64, i64)> {
+    let mut range: Option<(i64, i64)> = None;
+    for segment in searcher.segment_readers() {
+        let Ok(column) = segment.fast_fields().date("_timestamp") else { continue };
+        if segment.num_docs() == 0 {
+            continue;
+        }
+        let (lo, hi) = (column.min_value().into_timestamp_micros(), column.max_value().into_timestamp_micros());
+        range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+    }
+    range
 }
 
 /// Every stream's generations on this node. Cheap to clone.

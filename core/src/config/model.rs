@@ -166,7 +166,12 @@ pub struct Policy {
     /// How long a generation stays on the hot disk after its cold commit, so that
     /// queries that pinned it finish and the cold cache warms up.
     pub hot_grace: HumanDuration,
+    /// Rows whose `_timestamp` is older are removed, from both tiers.
     pub retention: HumanDuration,
+    /// After the commit that removes expired segments, their Parquet files and bundles
+    /// are deleted this much later, so that queries that pinned an older table version
+    /// finish; at least `query.timeout`.
+    pub retention_grace: HumanDuration,
     pub compaction_target_size: ByteSize,
 }
 
@@ -243,6 +248,7 @@ impl Default for Policy {
             hot_for: HumanDuration::secs(3600),
             hot_grace: HumanDuration::secs(300),
             retention: HumanDuration::secs(30 * 86_400),
+            retention_grace: HumanDuration::secs(3600),
             compaction_target_size: ByteSize::mib(256),
         }
     }

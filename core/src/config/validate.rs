@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::error::Problem;
-use super::model::{ALL_STREAMS, ColdLocation, Config, StreamConfig};
+use super::model::{ALL_STREAMS, ColdLocation, Config, QueryConfig, StreamConfig};
 use crate::schema::{ERROR_TABLE_SUFFIX, FieldType, RESERVED_PREFIX, StreamFormat, format_columns};
 
 pub(super) fn validate(config: &Config) -> Vec<Problem> {
@@ -193,7 +193,7 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
         }
         fields(stream, &at, out);
         timestamp(stream, &at, out);
-        policy(stream, &at, out);
+        policy(stream, &at, &config.query, out);
         if stream.max_message_bytes.0 == 0 {
             out.push(Problem::new(format!("{at}.max_message_bytes"), "must be greater than 0"));
         }
@@ -281,7 +281,7 @@ fn timestamp(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
     }
 }
 
-fn policy(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
+fn policy(stream: &StreamConfig, at: &str, query: &QueryConfig, out: &mut Vec<Problem>) {
     let p = &stream.policy;
     let at = format!("{at}.policy");
     let ms = |d: crate::units::HumanDuration| d.0.as_millis();
@@ -310,6 +310,15 @@ fn policy(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
         out.push(Problem::new(
             format!("{at}.hot_for"),
             format!("{} must be shorter than retention ({})", p.hot_for, p.retention),
+        ));
+    }
+    if p.retention_grace < query.timeout {
+        out.push(Problem::new(
+            format!("{at}.retention_grace"),
+            format!(
+                "{} is shorter than query.timeout ({}): a query could lose the cold files its table version names",
+                p.retention_grace, query.timeout
+            ),
         ));
     }
 }
