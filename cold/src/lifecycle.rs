@@ -100,6 +100,13 @@ impl Step {
 impl StreamCounters {
     fn new(metrics: &Metrics, stream: &str) -> StreamCounters {
         let l = [("stream", stream)];
+        let deleted = |reason| {
+            metrics.counter(
+                "tierlog_lifecycle_deleted_hot_generations_total",
+                "Hot generations deleted: hot_grace after their cold commit (migrated), or past retention (expired).",
+                &[("stream", stream), ("reason", reason)],
+            )
+        };
         StreamCounters {
             segments: metrics.counter("tierlog_lifecycle_migrated_segments_total", "Hot generations added to the cold table.", &l),
             rows: metrics.counter("tierlog_lifecycle_migrated_rows_total", "Rows added to the cold table.", &l),
@@ -110,16 +117,8 @@ impl StreamCounters {
                 "Rows left out of a migrated segment because live segments already held their offsets.",
                 &l,
             ),
-            deleted_migrated: metrics.counter(
-                "tierlog_lifecycle_deleted_hot_generations_total",
-                "Hot generations deleted: hot_grace after their cold commit (migrated), or past retention (expired).",
-                &[("stream", stream), ("reason", "migrated")],
-            ),
-            deleted_expired: metrics.counter(
-                "tierlog_lifecycle_deleted_hot_generations_total",
-                "Hot generations deleted: hot_grace after their cold commit (migrated), or past retention (expired).",
-                &[("stream", stream), ("reason", "expired")],
-            ),
+            deleted_migrated: deleted("migrated"),
+            deleted_expired: deleted("expired"),
             expired_segments: metrics.counter("tierlog_lifecycle_expired_segments_total", "Cold segments removed by retention.", &l),
             expired_rows: metrics.counter("tierlog_lifecycle_expired_rows_total", "Cold rows removed by retention.", &l),
             swept_files: metrics.counter(
