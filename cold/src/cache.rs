@@ -125,13 +125,10 @@ impl BundleCache {
                 }
                 Err(e) => Err(e),
             };
-            match written {
-                Ok(()) => {}
-                Err(e) => {
-                    // A full or read-only disk makes the cache useless, not the query.
-                    tracing::warn!(dir = %self.dir.display(), key, error = %e, "cannot keep a bundle in the cache");
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                }
+            if let Err(e) = written {
+                // A full or read-only disk makes the cache useless, not the query.
+                tracing::warn!(dir = %self.dir.display(), key, error = %e, "cannot keep a bundle in the cache");
+                let _ = tokio::fs::remove_file(&tmp).await;
             }
         }
         Ok(bytes)

@@ -75,6 +75,15 @@ struct StreamCounters {
     version: Arc<Gauge>,
 }
 
+/// Why a hot generation is deleted.
+#[derive(Debug, Clone, Copy)]
+enum Deletion {
+    /// `hot_grace` after its cold commit.
+    Migrated,
+    /// Its newest row is past retention.
+    Expired,
+}
+
 /// A lifecycle step, as failures are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Step {
@@ -188,6 +197,7 @@ impl Lifecycle {
     pub async fn tick(&mut self) {
         let now = SystemTime::now();
         for stream in &mut self.streams {
+            // First, so that nothing past retention is migrated.
             stream.expire_hot(&self.catalog, now);
             let generations = self.catalog.snapshot(&stream.name);
             let due: Vec<&Arc<GenerationHandle>> = generations.iter().filter(|g| stream.is_due(g, now)).collect();
@@ -224,10 +234,6 @@ impl StreamLifecycle {
         let Some(sealed_ms) = meta.sealed_ms.filter(|_| meta.state == GenerationState::Sealed) else {
             return false;
         };
-        // Past retention, it is deleted rather than migrated.
-        if is_expired(generation.time_range_us().map(|(_, hi)| hi), self.retention, now) {
-            return false;
-        }
         let sealed = UNIX_EPOCH + Duration::from_millis(sealed_ms.max(0) as u64);
         sealed + self.hot_for <= now && !self.migrated.contains(&meta.id) && self.retry.get(&meta.id).is_none_or(|(at, _)| *at <= now)
     }
@@ -275,17 +281,7 @@ impl StreamLifecycle {
             if UNIX_EPOCH + Duration::from_millis(added_ms.max(0) as u64) + self.hot_grace > now {
                 continue;
             }
-            match catalog.delete_sealed(&self.name, id) {
-                Ok(()) => {
-                    self.migrated.remove(id);
-                    self.counters.deleted_migrated.inc();
-                    info!(stream = %self.name, segment = %id, rows = generation.num_docs(), "deleted the hot copy of a migrated generation");
-                }
-                Err(e) => {
-                    self.counters.failures[&Step::DeleteHot].inc();
-                    warn!(stream = %self.name, segment = %id, error = %e, "deleting the hot copy failed; its rows are read from cold, and the next start tries again");
-                }
-            }
+            self.delete_hot(catalog, generation, Deletion::Migrated);
         }
     }
 
@@ -294,22 +290,35 @@ impl StreamLifecycle {
     /// cold is never migrated again.
     fn expire_hot(&mut self, catalog: &HotCatalog, now: SystemTime) {
         for generation in catalog.snapshot(&self.name) {
-            let newest = generation.time_range_us().map(|(_, hi)| hi);
-            if generation.meta.state != GenerationState::Sealed || !is_expired(newest, self.retention, now) {
-                continue;
+            if generation.meta.state == GenerationState::Sealed
+                && is_expired(generation.time_range_us().map(|(_, hi)| hi), self.retention, now)
+            {
+                self.delete_hot(catalog, &generation, Deletion::Expired);
             }
-            let id = &generation.meta.id;
-            match catalog.delete_sealed(&self.name, id) {
-                Ok(()) => {
-                    self.migrated.remove(id);
-                    self.counters.deleted_expired.inc();
-                    info!(stream = %self.name, segment = %id, rows = generation.num_docs(), retention = ?self.retention,
-                        "deleted a hot generation past retention");
+        }
+    }
+
+    /// Deletes a sealed generation from the hot tier; logged and counted by why.
+    fn delete_hot(&mut self, catalog: &HotCatalog, generation: &GenerationHandle, why: Deletion) {
+        let id = &generation.meta.id;
+        let what = match why {
+            Deletion::Migrated => "the hot copy of a migrated generation",
+            Deletion::Expired => "a hot generation past retention",
+        };
+        match catalog.delete_sealed(&self.name, id) {
+            Ok(()) => {
+                self.migrated.remove(id);
+                match why {
+                    Deletion::Migrated => self.counters.deleted_migrated.inc(),
+                    Deletion::Expired => self.counters.deleted_expired.inc(),
                 }
-                Err(e) => {
-                    self.counters.failures[&Step::DeleteHot].inc();
-                    warn!(stream = %self.name, segment = %id, error = %e, "deleting a hot generation past retention failed");
-                }
+                info!(stream = %self.name, segment = %id, rows = generation.num_docs(), "deleted {what}");
+            }
+            Err(e) => {
+                self.counters.failures[&Step::DeleteHot].inc();
+                // It has left the catalog already: its rows answer from cold (or were
+                // expired), and the next start removes the folder.
+                warn!(stream = %self.name, segment = %id, error = %e, "deleting {what} failed; the next start tries again");
             }
         }
     }
@@ -320,23 +329,19 @@ impl StreamLifecycle {
         if self.is_waiting(Step::Retention, now) {
             return;
         }
-        let (name, retention) = (self.name.clone(), self.retention);
-        let expired = match self.table(store).await {
-            Ok(table) => expire_segments(table, &name, retention, now).await,
+        let expired = match open_table(&mut self.table, store, &self.name, &self.schema).await {
+            Ok(table) => expire_segments(table, &self.name, self.retention, now).await,
             Err(e) => Err(e),
         };
         match expired {
-            Ok(None) => {
+            Ok(done) => {
                 self.retry_step.remove(&Step::Retention);
-            }
-            Ok(Some(done)) => {
-                self.retry_step.remove(&Step::Retention);
-                if let Some(version) = done.version.filter(|_| !done.segments.is_empty()) {
+                if let Some(done) = done {
                     self.counters.expired_segments.add(done.segments.len() as u64);
                     self.counters.expired_rows.add(done.rows);
-                    self.counters.version.set(version as f64);
-                    info!(stream = %self.name, segments = ?done.segments, rows = done.rows, version, retention = ?self.retention,
-                        "removed cold segments past retention");
+                    self.counters.version.set(done.version as f64);
+                    info!(stream = %self.name, segments = ?done.segments, rows = done.rows, version = done.version,
+                        retention = ?self.retention, "removed cold segments past retention");
                     self.next_sweep = self.next_sweep.min(now + self.retention_grace);
                 }
             }
@@ -345,12 +350,10 @@ impl StreamLifecycle {
         if self.next_sweep > now || self.is_waiting(Step::Sweep, now) {
             return;
         }
-        let (grace, swept) = (self.retention_grace, std::mem::take(&mut self.swept));
-        let outcome = match self.table(store).await {
-            Ok(table) => sweep(store, table, &name, grace, now, &swept).await,
+        let outcome = match open_table(&mut self.table, store, &self.name, &self.schema).await {
+            Ok(table) => sweep(store, table, &self.name, self.retention_grace, now, &self.swept).await,
             Err(e) => Err(e),
         };
-        self.swept = swept;
         match outcome {
             Ok(files) => {
                 self.retry_step.remove(&Step::Sweep);

@@ -22,15 +22,16 @@ pub(crate) fn is_expired(newest_us: Option<i64>, retention: Duration, now: Syste
 }
 
 /// What a retention commit removed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Expired {
-    pub version: Option<u64>,
+    pub version: u64,
     pub segments: Vec<String>,
     pub rows: u64,
 }
 
 /// Removes every live segment past `retention` in one commit, deciding again on the
-/// newer snapshot when another commit wins the race. `None` when nothing is expired.
+/// newer snapshot when another commit wins the race. `None` when nothing is expired,
+/// or when other commits kept winning (the next pass tries again).
 pub(crate) async fn expire_segments(table: &mut ColdTable, stream: &str, retention: Duration, now: SystemTime) -> Result<Option<Expired>> {
     let expired_in = |table: &ColdTable| -> Result<Vec<SegmentFile>> {
         Ok(table.segment_files()?.into_iter().filter(|f| is_expired(f.newest_us(), retention, now)).collect())
@@ -50,10 +51,10 @@ pub(crate) async fn expire_segments(table: &mut ColdTable, stream: &str, retenti
         match table.remove_segments(&expired, predicate.clone()).await? {
             Some(version) => {
                 let rows = expired.iter().map(|f| f.rows).sum();
-                return Ok(Some(Expired { version: Some(version), segments: expired.into_iter().map(|f| f.id).collect(), rows }));
+                return Ok(Some(Expired { version, segments: expired.into_iter().map(|f| f.id).collect(), rows }));
             }
             None if backoff.attempts < COMMIT_ATTEMPTS => backoff.wait(stream, "retention").await,
-            None => return Ok(Some(Expired::default())),
+            None => return Ok(None),
         }
     }
 }

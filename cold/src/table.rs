@@ -325,17 +325,15 @@ impl ColdTable {
         })
     }
 
-    /// Removes the live ones of `segments` in one commit (retention), as a `DELETE` of
-    /// `predicate` in the table's history. `None` when another commit won the race: this
+    /// Removes `segments` (live in the snapshot this handle holds) in one commit
+    /// (retention), as a `DELETE` of `predicate` in the table's history. `None` when another commit won the race: this
     /// handle then holds the newer snapshot, and the caller decides again. Their files
     /// stay until [`ColdTable::vacuum`], so that queries that pinned an older version
     /// can still read them.
     pub async fn remove_segments(&mut self, segments: &[SegmentFile], predicate: String) -> Result<Option<u64>> {
-        let live: std::collections::HashSet<String> = self.files()?.into_iter().collect();
         let now = now_ms();
         let removes: Vec<Action> = segments
             .iter()
-            .filter(|s| live.contains(&s.path))
             .map(|s| {
                 Action::Remove(Remove {
                     path: s.path.clone(),
@@ -348,9 +346,6 @@ impl ColdTable {
                 })
             })
             .collect();
-        if removes.is_empty() {
-            return Ok(self.version());
-        }
         self.commit(removes, DeltaOperation::Delete { predicate: Some(predicate) }, CommitProperties::default()).await
     }
 
