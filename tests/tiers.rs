@@ -2,8 +2,9 @@
 //! files (counts per keyword, phrase `match()`, a per-minute histogram, `_attributes`
 //! filters) hold before, during and after the lifecycle moves every generation to the
 //! cold table on the S3 server, over HTTP and psql; `_tier` counts always add up to what
-//! was produced; and a narrow `_timestamp` range reads only the cold files whose
-//! statistics overlap it.
+//! was produced; messages that could not be decoded move to the cold error table and stay
+//! queryable; `/api/v1/streams` counts each row in the tier queries read it from; and a
+//! narrow `_timestamp` range reads only the cold files whose statistics overlap it.
 
 mod support;
 
@@ -61,8 +62,14 @@ fn answers_do_not_change_while_data_moves_to_cold() {
     let access: Vec<Access> =
         lines(&dataset("apache/apache_access.log")).iter().map(|l| parse_access(&String::from_utf8_lossy(l))).collect();
     produce_all(&services.kafka_brokers, &hdfs_topic, hdfs.iter().map(Vec::as_slice));
-    produce_all(&services.kafka_brokers, &access_topic, access.iter().map(to_json).collect::<Vec<_>>().iter().map(Vec::as_slice));
-    let produced = [("hdfs", hdfs.len() as u64), ("access", access.len() as u64)];
+    // Every 50th message is not JSON: an error row, which must move to cold as well.
+    let mut payloads: Vec<Vec<u8>> = access.iter().map(to_json).collect();
+    let bad: Vec<String> = (0..payloads.len() / 50).map(|i| format!("not json, message {i}")).collect();
+    for (i, b) in bad.iter().enumerate() {
+        payloads.insert(i * 51 + 25, b.clone().into_bytes());
+    }
+    produce_all(&services.kafka_brokers, &access_topic, payloads.iter().map(Vec::as_slice));
+    let produced = [("hdfs", hdfs.len() as u64), ("access", access.len() as u64), ("access_errors", bad.len() as u64)];
     let total = |t: &BTreeMap<String, u64>| t.values().sum::<u64>();
     wait_for("every row indexed", Duration::from_secs(120), || {
         produced.iter().all(|(table, n)| total(&tiers(&node, table)) == *n).then_some(())
@@ -109,6 +116,25 @@ fn answers_do_not_change_while_data_moves_to_cold() {
     for (table, n) in produced {
         assert_eq!(psql(pg, &format!("SELECT _tier, count(*) FROM {table} GROUP BY 1")).unwrap(), format!("cold,{n}"), "{table}");
     }
+    // The error rows read back from cold as they were sent.
+    let payloads_back = psql(pg, "SELECT payload FROM access_errors ORDER BY payload").unwrap();
+    let mut sent = bad.clone();
+    sent.sort();
+    assert_eq!(payloads_back, sent.join("\n"), "cold error rows keep their payloads");
+
+    // Each row counts in the tier queries read it from: hot copies still in their grace
+    // period are cold already.
+    let r = http::get(node.http, "/api/v1/streams").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let info = r.json();
+    let access_info = info["streams"].as_array().unwrap().iter().find(|s| s["name"] == "access").unwrap().clone();
+    let (hot, cold) = (&access_info["tiers"]["hot"], &access_info["tiers"]["cold"]);
+    assert_eq!(cold["rows"].as_u64(), Some(access.len() as u64), "{access_info}");
+    assert_eq!(cold["error_rows"].as_u64(), Some(bad.len() as u64), "{access_info}");
+    assert_eq!(hot["docs"].as_u64(), Some(0), "{access_info}");
+    let oldest = access.iter().map(|a| a.epoch_s).min().unwrap();
+    assert_eq!(cold["min_timestamp"].as_str().map(|t| &t[..19]), Some(&utc(oldest)[..19]), "{access_info}");
+    assert!(cold["bytes"].as_u64().unwrap() > 0 && cold["segments"].as_u64().unwrap() > 0, "{access_info}");
 
     // The narrow range reads only the files whose `_timestamp` statistics overlap it.
     let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": format!("EXPLAIN SELECT count(*) {narrow}") })).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tierlog_core::config::StreamConfig;
-use tierlog_hot::{GenerationState, HotCatalog, StreamSchema};
+use tierlog_hot::{GenerationState, HotCatalog, StreamSchema, TableKind};
 
 use crate::error::Result;
 use crate::migrate::cold_schema;
@@ -85,7 +85,7 @@ impl Explainer {
 
     async fn stream_plan(&self, stream: &StreamConfig, now: SystemTime) -> Result<StreamPlan> {
         let policy = &stream.policy;
-        let table = ColdTable::open(&self.store, &stream.name, &cold_schema(&StreamSchema::new(stream))).await?;
+        let table = ColdTable::open(&self.store, &stream.name, &cold_schema(&StreamSchema::new(stream), TableKind::Rows)).await?;
         let cold_files = table.segment_files()?;
         let added_ms: HashMap<&str, i64> = cold_files.iter().map(|f| (f.id.as_str(), f.added_ms)).collect();
         let mut entries = Vec::new();

@@ -1,7 +1,7 @@
 //! The lifecycle manager (DESIGN.md §5): one background task per node that moves each
-//! stream's sealed generations into its cold table once they have been sealed for the
-//! stream's `hot_for`, deletes each hot copy `hot_grace` after its cold commit, and
-//! enforces `retention` on both tiers (`retention.rs`).
+//! stream's sealed generations into its cold tables (rows, and error rows) once they
+//! have been sealed for the stream's `hot_for`, deletes each hot copy `hot_grace` after
+//! its cold commit, and enforces `retention` on both tiers (`retention.rs`).
 //!
 //! Every step is idempotent (the generation id is the segment id), so a failure is
 //! logged, counted by step, and tried again later with backoff; nothing is ever stuck
@@ -13,10 +13,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arrow::datatypes::SchemaRef;
 use tierlog_core::checkpoint::Checkpoint;
 use tierlog_core::config::{Config, StreamConfig};
 use tierlog_core::metrics::{Counter, Gauge, Metrics};
-use tierlog_hot::{GenerationHandle, GenerationId, GenerationState, HotCatalog, StreamSchema};
+use tierlog_hot::{GenerationHandle, GenerationId, GenerationState, HotCatalog, StreamSchema, TableKind};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -45,24 +46,34 @@ struct StreamLifecycle {
     retention: Duration,
     retention_grace: Duration,
     schema: StreamSchema,
-    table: Option<ColdTable>,
+    /// Its cold tables, indexed by `TableKind as usize` ([`TableKind::ALL`] order).
+    tables: [TableSlot; 2],
     /// Generations this process has seen in the table: not checked again.
     migrated: HashSet<GenerationId>,
     /// Generations whose last try failed: when to try again, and the wait after that.
     retry: HashMap<GenerationId, (SystemTime, Duration)>,
     /// The same for the stream-wide steps (retention, sweep).
     retry_step: HashMap<Step, (SystemTime, Duration)>,
-    /// Removed data files whose objects this process has deleted: not swept again.
-    swept: HashSet<String>,
     /// When to look for removed files to delete next; the epoch at start, so that a
     /// start finishes a sweep a crash cut short.
     next_sweep: SystemTime,
     counters: StreamCounters,
 }
 
+/// One of a stream's cold tables, opened on first use.
+struct TableSlot {
+    /// `<stream>` or `<stream>_errors`.
+    name: String,
+    schema: SchemaRef,
+    table: Option<ColdTable>,
+    /// Removed data files whose objects this process has deleted: not swept again.
+    swept: HashSet<String>,
+}
+
 struct StreamCounters {
     segments: Arc<Counter>,
     rows: Arc<Counter>,
+    error_rows: Arc<Counter>,
     parquet_bytes: Arc<Counter>,
     bundle_bytes: Arc<Counter>,
     dropped: Arc<Counter>,
@@ -119,17 +130,26 @@ impl StreamCounters {
         StreamCounters {
             segments: metrics.counter("tierlog_lifecycle_migrated_segments_total", "Hot generations added to the cold table.", &l),
             rows: metrics.counter("tierlog_lifecycle_migrated_rows_total", "Rows added to the cold table.", &l),
+            error_rows: metrics.counter("tierlog_lifecycle_migrated_error_rows_total", "Error rows added to the cold error table.", &l),
             parquet_bytes: metrics.counter("tierlog_lifecycle_migrated_parquet_bytes_total", "Parquet bytes uploaded by migration.", &l),
             bundle_bytes: metrics.counter("tierlog_lifecycle_migrated_bundle_bytes_total", "Index bundle bytes uploaded by migration.", &l),
             dropped: metrics.counter(
                 "tierlog_lifecycle_dropped_duplicate_rows_total",
-                "Rows left out of a migrated segment because live segments already held their offsets.",
+                "Rows (and error rows) left out of a migrated segment because live segments already held their offsets.",
                 &l,
             ),
             deleted_migrated: deleted("migrated"),
             deleted_expired: deleted("expired"),
-            expired_segments: metrics.counter("tierlog_lifecycle_expired_segments_total", "Cold segments removed by retention.", &l),
-            expired_rows: metrics.counter("tierlog_lifecycle_expired_rows_total", "Cold rows removed by retention.", &l),
+            expired_segments: metrics.counter(
+                "tierlog_lifecycle_expired_segments_total",
+                "Cold segments (of the row and the error table) removed by retention.",
+                &l,
+            ),
+            expired_rows: metrics.counter(
+                "tierlog_lifecycle_expired_rows_total",
+                "Cold rows (and error rows) removed by retention.",
+                &l,
+            ),
             swept_files: metrics.counter(
                 "tierlog_lifecycle_swept_segments_total",
                 "Removed cold segments whose Parquet file and bundle were deleted after retention_grace.",
@@ -168,7 +188,7 @@ impl Lifecycle {
     pub async fn checkpoint(&mut self) -> Result<Checkpoint> {
         let mut out = Checkpoint::new();
         for stream in &mut self.streams {
-            out.merge(&stream.table(&self.store).await?.checkpoint().await?);
+            out.merge(&stream.table(&self.store, TableKind::Rows).await?.checkpoint().await?);
         }
         Ok(out)
     }
@@ -219,11 +239,15 @@ impl StreamLifecycle {
             retention: config.policy.retention.0,
             retention_grace: config.policy.retention_grace.0,
             schema: StreamSchema::new(config),
-            table: None,
+            tables: TableKind::ALL.map(|kind| TableSlot {
+                name: kind.table_name(&config.name),
+                schema: cold_schema(&StreamSchema::new(config), kind),
+                table: None,
+                swept: HashSet::new(),
+            }),
             migrated: HashSet::new(),
             retry: HashMap::new(),
             retry_step: HashMap::new(),
-            swept: HashSet::new(),
             next_sweep: UNIX_EPOCH,
             counters: StreamCounters::new(metrics, &config.name),
         }
@@ -252,8 +276,7 @@ impl StreamLifecycle {
                 let (at, wait) = backoff(self.retry.get(&id), now);
                 warn!(stream = %self.name, segment = %id, error = %e, retry_in_s = wait.as_secs_f64(), "migration failed; will try again");
                 self.retry.insert(id, (at, wait));
-                // The next try opens the table afresh.
-                self.table = None;
+                self.reopen_tables();
             }
         }
     }
@@ -264,12 +287,13 @@ impl StreamLifecycle {
         if !generations.iter().any(|g| self.migrated.contains(&g.meta.id)) {
             return;
         }
-        let added: HashMap<String, i64> = match self.table(store).await.and_then(|t| t.segment_files()) {
+        // Error rows are committed before the rows, so the row table decides.
+        let added: HashMap<String, i64> = match self.table(store, TableKind::Rows).await.and_then(|t| t.segment_files()) {
             Ok(files) => files.into_iter().map(|f| (f.id, f.added_ms)).collect(),
             Err(e) => {
                 self.counters.failures[&Step::DeleteHot].inc();
                 warn!(stream = %self.name, error = %e, "cannot list the cold segments; hot copies stay until the next try");
-                self.table = None;
+                self.reopen_tables();
                 return;
             }
         };
@@ -323,50 +347,58 @@ impl StreamLifecycle {
         }
     }
 
-    /// Removes the cold segments past retention in one commit, and `retention_grace`
-    /// after a removal deletes the files. Each step backs off on failure.
+    /// Removes the cold segments past retention in one commit per table, and
+    /// `retention_grace` after a removal deletes the files. Each step backs off on failure.
     async fn expire_cold(&mut self, store: &ColdStore, now: SystemTime) {
         if self.is_waiting(Step::Retention, now) {
             return;
         }
-        let expired = match open_table(&mut self.table, store, &self.name, &self.schema).await {
-            Ok(table) => expire_segments(table, &self.name, self.retention, now).await,
-            Err(e) => Err(e),
-        };
-        match expired {
-            Ok(done) => {
-                self.retry_step.remove(&Step::Retention);
-                if let Some(done) = done {
+        for kind in TableKind::ALL {
+            let TableSlot { name, schema, table, .. } = &mut self.tables[kind as usize];
+            let expired = match open_table(table, store, name, schema).await {
+                Ok(table) => expire_segments(table, name, self.retention, now).await,
+                Err(e) => Err(e),
+            };
+            match expired {
+                Ok(None) => {}
+                Ok(Some(done)) => {
                     self.counters.expired_segments.add(done.segments.len() as u64);
                     self.counters.expired_rows.add(done.rows);
-                    self.counters.version.set(done.version as f64);
-                    info!(stream = %self.name, segments = ?done.segments, rows = done.rows, version = done.version,
+                    if kind == TableKind::Rows {
+                        self.counters.version.set(done.version as f64);
+                    }
+                    info!(table = %name, segments = ?done.segments, rows = done.rows, version = done.version,
                         retention = ?self.retention, "removed cold segments past retention");
                     self.next_sweep = self.next_sweep.min(now + self.retention_grace);
                 }
+                Err(e) => return self.step_failed(Step::Retention, &e, now),
             }
-            Err(e) => return self.step_failed(Step::Retention, &e, now),
         }
+        self.retry_step.remove(&Step::Retention);
         if self.next_sweep > now || self.is_waiting(Step::Sweep, now) {
             return;
         }
-        let outcome = match open_table(&mut self.table, store, &self.name, &self.schema).await {
-            Ok(table) => sweep(store, table, &self.name, self.retention_grace, now, &self.swept).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(files) => {
-                self.retry_step.remove(&Step::Sweep);
-                if !files.is_empty() {
+        for kind in TableKind::ALL {
+            // Only row segments have bundles.
+            let bundles_of = (kind == TableKind::Rows).then_some(self.name.as_str());
+            let TableSlot { name, schema, table, swept } = &mut self.tables[kind as usize];
+            let outcome = match open_table(table, store, name, schema).await {
+                Ok(table) => sweep(store, table, bundles_of, self.retention_grace, now, swept).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(files) if files.is_empty() => {}
+                Ok(files) => {
                     self.counters.swept_files.add(files.len() as u64);
-                    info!(stream = %self.name, files = ?files, "deleted the files and bundles of segments retention removed");
+                    info!(table = %name, files = ?files, "deleted the files (and bundles) of segments retention removed");
+                    swept.extend(files);
                 }
-                self.swept.extend(files);
-                // Removals by other nodes are found within a minute; ours set it sooner.
-                self.next_sweep = now + self.retention_grace.min(Duration::from_secs(60));
+                Err(e) => return self.step_failed(Step::Sweep, &e, now),
             }
-            Err(e) => self.step_failed(Step::Sweep, &e, now),
         }
+        self.retry_step.remove(&Step::Sweep);
+        // Removals by other nodes are found within a minute; ours set it sooner.
+        self.next_sweep = now + self.retention_grace.min(Duration::from_secs(60));
     }
 
     fn is_waiting(&self, step: Step, now: SystemTime) -> bool {
@@ -378,27 +410,42 @@ impl StreamLifecycle {
         let (at, wait) = backoff(self.retry_step.get(&step), now);
         warn!(stream = %self.name, step = step.as_str(), error = %e, retry_in_s = wait.as_secs_f64(), "lifecycle step failed; will try again");
         self.retry_step.insert(step, (at, wait));
-        self.table = None;
+        self.reopen_tables();
     }
 
-    /// The stream's table, opened on first use.
-    async fn table(&mut self, store: &ColdStore) -> Result<&mut ColdTable> {
-        open_table(&mut self.table, store, &self.name, &self.schema).await
+    /// After a failure, the next try opens the tables afresh.
+    fn reopen_tables(&mut self) {
+        for slot in &mut self.tables {
+            slot.table = None;
+        }
     }
 
+    /// One of the stream's tables, opened on first use.
+    async fn table(&mut self, store: &ColdStore, kind: TableKind) -> Result<&mut ColdTable> {
+        let TableSlot { name, schema, table, .. } = &mut self.tables[kind as usize];
+        open_table(table, store, name, schema).await
+    }
+
+    /// Migrates the generation's error rows, then its rows (see [`migrate_generation`]).
     async fn try_migrate(&mut self, store: &ColdStore, generation: &GenerationHandle) -> Result<()> {
-        let table = open_table(&mut self.table, store, &self.name, &self.schema).await?;
-        let done = migrate_generation(store, table, &self.schema, &self.name, generation).await?;
-        if let Some(version) = done.version {
+        for kind in [TableKind::Errors, TableKind::Rows] {
+            let TableSlot { name, schema, table, .. } = &mut self.tables[kind as usize];
+            let table = open_table(table, store, name, schema).await?;
+            let done = migrate_generation(store, table, &self.schema, &self.name, generation, kind).await?;
+            let Some(version) = done.version else { continue };
             let c = &self.counters;
-            c.segments.inc();
-            c.rows.add(done.rows as u64);
             c.dropped.add(done.dropped_duplicates as u64);
             c.parquet_bytes.add(done.parquet_bytes as u64);
-            c.bundle_bytes.add(done.bundle_bytes as u64);
-            c.version.set(version as f64);
+            if kind == TableKind::Errors {
+                c.error_rows.add(done.rows as u64);
+            } else {
+                c.segments.inc();
+                c.rows.add(done.rows as u64);
+                c.bundle_bytes.add(done.bundle_bytes as u64);
+                c.version.set(version as f64);
+            }
             info!(
-                stream = %self.name, segment = %done.segment, rows = done.rows, parquet_bytes = done.parquet_bytes,
+                table = %name, segment = %done.segment, rows = done.rows, parquet_bytes = done.parquet_bytes,
                 bundle_bytes = done.bundle_bytes, dropped_duplicates = done.dropped_duplicates, version, "migrated to cold"
             );
         }
@@ -412,9 +459,9 @@ fn backoff(last: Option<&(SystemTime, Duration)>, now: SystemTime) -> (SystemTim
     (now + wait, wait)
 }
 
-async fn open_table<'a>(slot: &'a mut Option<ColdTable>, store: &ColdStore, name: &str, schema: &StreamSchema) -> Result<&'a mut ColdTable> {
+async fn open_table<'a>(slot: &'a mut Option<ColdTable>, store: &ColdStore, name: &str, schema: &SchemaRef) -> Result<&'a mut ColdTable> {
     Ok(match slot {
         Some(table) => table,
-        empty => empty.insert(ColdTable::open(store, name, &cold_schema(schema)).await?),
+        empty => empty.insert(ColdTable::open(store, name, schema).await?),
     })
 }

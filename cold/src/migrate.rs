@@ -1,11 +1,10 @@
-//! Migration of one sealed hot generation into its stream's cold table: its committed
+//! Migration of one sealed hot generation into its stream's cold tables: its committed
 //! rows as one Parquet file and one index bundle (DESIGN.md §5 keys), uploaded, then
-//! added by one Delta commit with the generation's checkpoint as `txn` versions. The
+//! added by one Delta commit with the generation's checkpoint as `txn` versions; its
+//! error rows likewise into the `<stream>_errors` table (a Parquet file, no bundle). The
 //! generation id is the segment id, so running it again after a crash anywhere adds
 //! nothing twice; the failpoints `after_parquet_upload`, `after_bundle_upload` and
 //! `after_commit` let tests crash between the steps.
-//!
-//! Not yet here: deleting the hot copy (the lifecycle manager's part).
 
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use tierlog_core::failpoint;
-use tierlog_hot::{ColumnKind, GenerationHandle, KIND_ROW, StreamSchema, TableColumn, docs_of_kind, read_segment};
+use tierlog_hot::{ColumnKind, GenerationHandle, StreamSchema, TableColumn, TableKind, docs_of_kind, read_segment};
 
 use crate::bundle::{build_bundle, bundle_key};
 use crate::error::{ColdError, Result};
@@ -29,12 +28,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Documents read from the hot index at a time.
 const READ_CHUNK: usize = 32 * 1024;
 
-/// The columns of a stream's cold table: its row table's stored columns, with plain
-/// strings where the hot reader gives views (readers outside tierlog expect `string`).
-pub fn cold_schema(schema: &StreamSchema) -> SchemaRef {
+/// The columns of one of a stream's cold tables: the stored columns of that table, with
+/// plain strings where the hot reader gives views (readers outside tierlog expect `string`).
+pub fn cold_schema(schema: &StreamSchema, kind: TableKind) -> SchemaRef {
     Arc::new(Schema::new(
-        schema
-            .row_columns()
+        kind.columns(schema)
             .iter()
             .map(|c| Field::new(&c.name, cold_type(c.kind), true))
             .collect::<Vec<_>>(),
@@ -61,7 +59,10 @@ pub struct Migrated {
     pub version: Option<u64>,
 }
 
-/// Migrates `generation` of `stream` (sealed: nothing writes to it) into `table`.
+/// Migrates the `kind` rows of `generation` of `stream` (sealed: nothing writes to it)
+/// into `table`, that kind's table. Error rows go in first: a generation's hot copy goes
+/// once its row segment is committed, and then its error rows must be in cold already.
+/// A generation without error rows adds nothing to the error table.
 ///
 /// Rows whose offsets live segments already hold are dropped (two nodes can index the
 /// same offsets after a crash between an index commit and a group commit). That is
@@ -73,24 +74,31 @@ pub async fn migrate_generation(
     stream: &StreamSchema,
     stream_name: &str,
     generation: &GenerationHandle,
+    kind: TableKind,
 ) -> Result<Migrated> {
     let id = generation.meta.id.to_string();
-    let failed = |reason: String| ColdError::Segment { stream: stream_name.to_string(), segment: id.clone(), reason };
+    let table_name = kind.table_name(stream_name);
+    let failed = |reason: String| ColdError::Segment { stream: table_name.clone(), segment: id.clone(), reason };
     let info = generation.info();
     let path = format!("{}/{id}.parquet", date_hour(info.time_range_us.map_or(generation.meta.created_ms * 1000, |(lo, _)| lo)));
-    let index_key = bundle_key(store, stream_name, id.as_str());
+    // Only row tables answer `match()`, from bundles.
+    let index_key = (kind == TableKind::Rows).then(|| bundle_key(store, stream_name, id.as_str()));
+    let nothing = Migrated { segment: id.clone(), rows: 0, dropped_duplicates: 0, parquet_bytes: 0, bundle_bytes: 0, version: None };
     // Reading and sorting are CPU work: off the runtime's threads, and once, whatever
     // the commit races cost.
     let sorted = {
         let (stream, generation) = (stream.clone(), generation.clone());
         tokio::task::spawn_blocking(move || {
-            let schema = cold_schema(&stream);
-            sort_by_timestamp(&schema, &read_rows(&generation, &stream.row_columns(), &schema)?)
+            let schema = cold_schema(&stream, kind);
+            sort_by_timestamp(&schema, &read_rows(&generation, kind, &kind.columns(&stream), &schema)?)
         })
         .await
         .map_err(|e| failed(format!("the segment reader failed: {e}")))?
         .map_err(&failed)?
     };
+    if kind == TableKind::Errors && sorted.num_rows() == 0 {
+        return Ok(nothing);
+    }
     // What was uploaded, and for which rows: a lost race that leaves the kept rows as
     // they were only needs the commit tried again.
     let mut uploaded: Option<(BooleanArray, Uploaded)> = None;
@@ -98,13 +106,13 @@ pub async fn migrate_generation(
     loop {
         table.refresh().await?;
         if table.has_segment(&id)? {
-            return Ok(Migrated { segment: id, rows: 0, dropped_duplicates: 0, parquet_bytes: 0, bundle_bytes: 0, version: None });
+            return Ok(nothing);
         }
         let keep = table.held_offsets()?.unheld(&sorted);
         if uploaded.as_ref().is_none_or(|(kept, _)| *kept != keep) {
             let written = {
                 let (stream, sorted, keep) = (stream.clone(), sorted.clone(), keep.clone());
-                tokio::task::spawn_blocking(move || write_segment(&stream, &sorted, &keep))
+                tokio::task::spawn_blocking(move || write_segment(&stream, kind, &sorted, &keep))
                     .await
                     .map_err(|e| failed(format!("the segment writer failed: {e}")))?
                     .map_err(&failed)?
@@ -113,14 +121,16 @@ pub async fn migrate_generation(
                 rows: written.file.num_rows,
                 dropped: sorted.num_rows() - written.file.num_rows,
                 parquet_bytes: written.file.bytes.len(),
-                bundle_bytes: written.bundle.len(),
+                bundle_bytes: written.bundle.as_ref().map_or(0, Vec::len),
                 stats: written.file.stats,
                 offsets: written.offsets.to_tag(),
             };
-            store.put(&store.key(&format!("tables/{stream_name}/{path}")), written.file.bytes).await?;
+            store.put(&store.key(&format!("tables/{table_name}/{path}")), written.file.bytes).await?;
             failpoint::hit("after_parquet_upload");
-            store.put(&index_key, written.bundle).await?;
-            failpoint::hit("after_bundle_upload");
+            if let (Some(key), Some(bundle)) = (&index_key, written.bundle) {
+                store.put(key, bundle).await?;
+                failpoint::hit("after_bundle_upload");
+            }
             uploaded = Some((keep, done));
         }
         let (_, done) = uploaded.as_ref().expect("uploaded above");
@@ -128,7 +138,7 @@ pub async fn migrate_generation(
             id: id.clone(),
             path: path.clone(),
             size: done.parquet_bytes as i64,
-            index_key: index_key.to_string(),
+            index_key: index_key.as_ref().map(ToString::to_string),
             stats: done.stats.clone(),
             next_offsets: info.checkpoint.clone(),
             offset_ranges: done.offsets.clone(),
@@ -138,7 +148,7 @@ pub async fn migrate_generation(
             Committed::Added(v) => Some(v),
             Committed::AlreadyThere => None,
             Committed::LostRace if backoff.attempts < COMMIT_ATTEMPTS => {
-                backoff.wait(stream_name, &id).await;
+                backoff.wait(&table_name, &id).await;
                 continue;
             }
             Committed::LostRace => return Err(failed("other commits kept winning the race; the lifecycle manager tries again later".into())),
@@ -152,7 +162,8 @@ pub async fn migrate_generation(
 /// A segment's files, written from the kept rows of a generation.
 struct Written {
     file: ParquetFile,
-    bundle: Vec<u8>,
+    /// Row tables only.
+    bundle: Option<Vec<u8>>,
     offsets: OffsetRuns,
 }
 
@@ -166,19 +177,28 @@ struct Uploaded {
     offsets: String,
 }
 
-fn write_segment(stream: &StreamSchema, sorted: &RecordBatch, keep: &BooleanArray) -> std::result::Result<Written, String> {
+fn write_segment(stream: &StreamSchema, kind: TableKind, sorted: &RecordBatch, keep: &BooleanArray) -> std::result::Result<Written, String> {
     let rows = filter_record_batch(sorted, keep).map_err(|e| e.to_string())?;
-    let keywords: Vec<String> = stream.row_columns().into_iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name).collect();
+    let keywords: Vec<String> = kind.columns(stream).into_iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name).collect();
     let keywords: Vec<&str> = keywords.iter().map(String::as_str).collect();
-    Ok(Written { file: write_parquet(&rows, &keywords)?, bundle: build_bundle(stream, &rows)?, offsets: OffsetRuns::of_rows(&rows) })
+    let bundle = match kind {
+        TableKind::Rows => Some(build_bundle(stream, &rows)?),
+        TableKind::Errors => None,
+    };
+    Ok(Written { file: write_parquet(&rows, &keywords)?, bundle, offsets: OffsetRuns::of_rows(&rows) })
 }
 
-/// Every committed row of the generation, in the cold schema.
-fn read_rows(generation: &GenerationHandle, columns: &[TableColumn], schema: &SchemaRef) -> std::result::Result<Vec<RecordBatch>, String> {
+/// Every committed `kind` row of the generation, in the cold schema.
+fn read_rows(
+    generation: &GenerationHandle,
+    kind: TableKind,
+    columns: &[TableColumn],
+    schema: &SchemaRef,
+) -> std::result::Result<Vec<RecordBatch>, String> {
     let searcher = generation.searcher();
     let mut out = Vec::new();
     for segment in searcher.segment_readers() {
-        let docs = docs_of_kind(segment, KIND_ROW, None);
+        let docs = docs_of_kind(segment, kind.doc_kind(), None);
         for chunk in docs.chunks(READ_CHUNK) {
             let batch = read_segment(segment, chunk, columns).map_err(|e| e.to_string())?;
             let arrays: Vec<ArrayRef> = batch

@@ -60,13 +60,14 @@ pub(crate) async fn expire_segments(table: &mut ColdTable, stream: &str, retenti
 }
 
 /// Deletes what commits removed more than `grace` before `now` and `done` does not hold
-/// yet: the data files through vacuum, then the bundles. Returns the data files (paths
+/// yet: the data files through vacuum, then the bundles (of stream `bundles_of`; error
+/// tables have none). Returns the data files (paths
 /// relative to the table root) whose objects are now gone. Safe to run again after a
 /// crash: deleting an object already gone is not an error.
 pub(crate) async fn sweep(
     store: &ColdStore,
     table: &mut ColdTable,
-    stream: &str,
+    bundles_of: Option<&str>,
     grace: Duration,
     now: SystemTime,
     done: &HashSet<String>,
@@ -78,8 +79,10 @@ pub(crate) async fn sweep(
     }
     table.vacuum(grace).await?;
     failpoint::hit("during_retention");
-    for path in &due {
-        store.delete(&bundle_key(store, stream, segment_id(path))).await?;
+    if let Some(stream) = bundles_of {
+        for path in &due {
+            store.delete(&bundle_key(store, stream, segment_id(path))).await?;
+        }
     }
     Ok(due)
 }

@@ -67,8 +67,9 @@ pub struct NewSegment {
     pub id: String,
     pub path: String,
     pub size: i64,
-    /// Key of its index bundle (outside the table root, which vacuum sweeps).
-    pub index_key: String,
+    /// Key of its index bundle (outside the table root, which vacuum sweeps); error
+    /// tables have none.
+    pub index_key: Option<String>,
     /// Delta's `stats` JSON (numRecords, minValues, maxValues, nullCount).
     pub stats: String,
     /// Per partition, the next offset after the segment's rows.
@@ -298,12 +299,14 @@ impl ColdTable {
             let held = self.next_offset(topic, partition).await?.unwrap_or(0);
             transactions.push(Transaction::new_with_last_update(self.app_id(topic, partition), next.max(held), Some(now)));
         }
-        let tags = HashMap::from([
+        let mut tags = HashMap::from([
             (SEGMENT_TAG.to_string(), Some(segment.id.clone())),
             (OFFSETS_TAG.to_string(), Some(segment.offset_ranges.clone())),
             (SCHEMA_TAG.to_string(), Some(segment.schema_version.to_string())),
-            (INDEX_TAG.to_string(), Some(segment.index_key.clone())),
         ]);
+        if let Some(key) = &segment.index_key {
+            tags.insert(INDEX_TAG.to_string(), Some(key.clone()));
+        }
         let add = Add {
             path: segment.path.clone(),
             partition_values: HashMap::new(),

@@ -10,7 +10,7 @@ use tierlog_cold::{ColdStore, ColdTable, cold_schema, migrate_generation};
 use tierlog_core::config::Config;
 
 mod common;
-use tierlog_hot::{GenerationState, HotCatalog, HotStream, RowOrigin};
+use tierlog_hot::{GenerationState, HotCatalog, HotStream, RowOrigin, TableKind};
 
 const STREAM: &str = "[[streams]]\nname = \"hdfs\"\ntopics = [\"hdfs\"]\nformat = \"json\"\n\
     fields = [{ name = \"level\", type = \"keyword\" }, { name = \"message\", type = \"text\" }]\n\
@@ -78,10 +78,10 @@ async fn rows_another_segment_holds_are_dropped_once() {
     let schema = schema.unwrap();
     let cold_dir = tempfile::tempdir().unwrap();
     let store = ColdStore::open(&common::local(cold_dir.path())).unwrap();
-    let mut table = ColdTable::open(&store, "hdfs", &cold_schema(&schema)).await.unwrap();
+    let mut table = ColdTable::open(&store, "hdfs", &cold_schema(&schema, TableKind::Rows)).await.unwrap();
     let (mut rows, mut dropped) = (0, 0);
     for generation in &generations {
-        let done = migrate_generation(&store, &mut table, &schema, "hdfs", generation).await.unwrap();
+        let done = migrate_generation(&store, &mut table, &schema, "hdfs", generation, TableKind::Rows).await.unwrap();
         rows += done.rows;
         dropped += done.dropped_duplicates;
     }
@@ -107,11 +107,11 @@ async fn sealed_generations_migrate_once_each() {
 
     let cold_dir = tempfile::tempdir().unwrap();
     let store = ColdStore::open(&common::local(cold_dir.path())).unwrap();
-    let mut table = ColdTable::open(&store, "hdfs", &cold_schema(&schema)).await.unwrap();
+    let mut table = ColdTable::open(&store, "hdfs", &cold_schema(&schema, TableKind::Rows)).await.unwrap();
     let mut rows = 0;
     let mut segments = Vec::new();
     for generation in &generations {
-        let done = migrate_generation(&store, &mut table, &schema, "hdfs", generation).await.unwrap();
+        let done = migrate_generation(&store, &mut table, &schema, "hdfs", generation, TableKind::Rows).await.unwrap();
         assert!(done.version.is_some(), "{done:?}");
         rows += done.rows;
         eprintln!(
@@ -119,7 +119,7 @@ async fn sealed_generations_migrate_once_each() {
             done.rows, done.segment, done.parquet_bytes, done.bundle_bytes
         );
         segments.push(done.segment);
-        let again = migrate_generation(&store, &mut table, &schema, "hdfs", generation).await.unwrap();
+        let again = migrate_generation(&store, &mut table, &schema, "hdfs", generation, TableKind::Rows).await.unwrap();
         assert_eq!(again.version, None, "a second run adds nothing");
     }
     assert_eq!(rows, input.len());

@@ -16,6 +16,6 @@ mod stream;
 pub use catalog::{GenerationHandle, GenerationInfo, HotCatalog};
 pub use error::{HotError, Result};
 pub use generation::{GenerationId, GenerationMeta, GenerationState};
-pub use reader::{ColumnKind, TableColumn, arrow_schema, docs_of_kind, read_segment};
+pub use reader::{ColumnKind, TableColumn, TableKind, arrow_schema, docs_of_kind, read_segment};
 pub use schema::{Column, KIND_ERROR, KIND_ROW, RowOrigin, StreamSchema};
 pub use stream::HotStream;

@@ -18,10 +18,45 @@ use tantivy::columnar::Cardinality;
 use tantivy::schema::document::OwnedValue;
 use tantivy::schema::Value;
 use tantivy::{DocId, SegmentReader, TantivyDocument};
-use tierlog_core::schema::FieldType;
+use tierlog_core::schema::{ERROR_TABLE_SUFFIX, FieldType};
 
 use crate::error::{HotError, Result};
-use crate::schema::StreamSchema;
+use crate::schema::{KIND_ERROR, KIND_ROW, StreamSchema};
+
+/// A stream's two tables, on both tiers: its rows, and the messages it could not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableKind {
+    Rows,
+    Errors,
+}
+
+impl TableKind {
+    pub const ALL: [TableKind; 2] = [TableKind::Rows, TableKind::Errors];
+
+    /// Its name in SQL and in the cold store: the stream's, or the stream's + `_errors`.
+    pub fn table_name(self, stream: &str) -> String {
+        match self {
+            TableKind::Rows => stream.to_string(),
+            TableKind::Errors => format!("{stream}{ERROR_TABLE_SUFFIX}"),
+        }
+    }
+
+    /// Its stored columns, in table order.
+    pub fn columns(self, schema: &StreamSchema) -> Vec<TableColumn> {
+        match self {
+            TableKind::Rows => schema.row_columns(),
+            TableKind::Errors => StreamSchema::error_columns(),
+        }
+    }
+
+    /// The `_kind` of its documents in a generation.
+    pub fn doc_kind(self) -> u64 {
+        match self {
+            TableKind::Rows => KIND_ROW,
+            TableKind::Errors => KIND_ERROR,
+        }
+    }
+}
 
 /// How a column is stored in the hot index, and its Arrow type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,8 @@ const BUNDLES_IN_FLIGHT: usize = 4;
 /// What a stream table's scan reads from its pinned cold version.
 pub struct ColdScan<'a> {
     pub reader: &'a ColdReader,
-    pub stream: &'a str,
+    /// The cold table: the stream's name, or its error table's.
+    pub table: &'a str,
     pub snapshot: &'a ColdSnapshot,
     /// The table's schema, `_tier` last.
     pub schema: &'a SchemaRef,
@@ -65,7 +66,7 @@ impl ColdScan<'_> {
             .iter()
             .filter(|(_, hits)| hits.as_ref().is_none_or(|docs| !docs.is_empty()))
             .map(|(file, hits)| {
-                let key = self.reader.data_key(self.stream, file);
+                let key = self.reader.data_key(self.table, file);
                 let mut part =
                     PartitionedFile::new(key.to_string(), file.bytes).with_partition_values(vec![ScalarValue::Utf8(Some("cold".into()))]);
                 if let Some(docs) = hits {
@@ -95,7 +96,7 @@ impl ColdScan<'_> {
             .build();
         let input: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         Ok(Some(Arc::new(ColdScanExec {
-            stream: self.stream.to_string(),
+            table: self.table.to_string(),
             version: self.snapshot.version,
             counts: FileCounts { total, by_time, without_hits, read },
             input,
@@ -113,7 +114,7 @@ impl ColdScan<'_> {
     /// The rows of `file` that the index finds for the full-text queries (and what it
     /// can answer of the other filters), sorted: doc id == Parquet row.
     async fn index_hits<'f>(&self, file: &'f SegmentFile) -> Result<(&'f SegmentFile, Option<Vec<DocId>>)> {
-        let bundle = self.reader.bundle(self.stream, file).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let bundle = self.reader.bundle(self.table, file).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         let searcher = bundle.searcher();
         let queries = self.pushdown.parse(&searcher)?;
         let mut docs = pushdown::matching_docs(&searcher, searcher.segment_reader(0), &queries)?;
@@ -167,7 +168,7 @@ struct FileCounts {
 /// The Parquet scan of a pinned cold version, saying in plans what was pruned.
 #[derive(Debug)]
 struct ColdScanExec {
-    stream: String,
+    table: String,
     version: Option<u64>,
     counts: FileCounts,
     input: Arc<dyn ExecutionPlan>,
@@ -176,7 +177,7 @@ struct ColdScanExec {
 impl DisplayAs for ColdScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let FileCounts { total, by_time, without_hits, read } = self.counts;
-        write!(f, "ColdScanExec: stream={}, version={}, files={read} of {total}", self.stream, self.version.map_or(-1, |v| v as i64))?;
+        write!(f, "ColdScanExec: table={}, version={}, files={read} of {total}", self.table, self.version.map_or(-1, |v| v as i64))?;
         write!(f, " ({by_time} pruned by _timestamp statistics")?;
         if without_hits > 0 {
             write!(f, ", {without_hits} without index hits")?;
@@ -215,7 +216,7 @@ impl ExecutionPlan for ColdScanExec {
             return Err(DataFusionError::Internal(format!("ColdScanExec takes one child, not {}", children.len())));
         };
         let input = children.remove(0);
-        Ok(Arc::new(ColdScanExec { stream: self.stream.clone(), version: self.version, counts: self.counts, input }))
+        Ok(Arc::new(ColdScanExec { table: self.table.clone(), version: self.version, counts: self.counts, input }))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {

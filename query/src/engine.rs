@@ -2,7 +2,7 @@
 //! table, over both tiers; one session per limited user holding only its tables.
 //! Statements reach them only through the gate (`gate.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,17 +18,16 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tierlog_core::config::{QueryConfig, StreamConfig};
 use tierlog_core::metrics::Metrics;
-use tierlog_core::schema::ERROR_TABLE_SUFFIX;
 use tierlog_core::units::HumanDuration;
-use tierlog_cold::ColdReader;
-use tierlog_hot::{HotCatalog, StreamSchema};
+use tierlog_cold::{ColdError, ColdReader, ColdSnapshot};
+use tierlog_hot::{HotCatalog, StreamSchema, TableKind};
 use tokio::sync::mpsc;
 
 use crate::access::{Access, Grant};
 use crate::cold::COLD_STORE_URL;
 use crate::error::{ErrorKind, QueryError};
 use crate::gate::{Gated, SqlParser};
-use crate::table::{StreamTable, TableKind};
+use crate::table::StreamTable;
 
 /// The SQL catalog, which PostgreSQL clients see as the database name.
 pub const CATALOG: &str = "tierlog";
@@ -47,6 +46,7 @@ pub struct QueryEngine {
     /// Table name (a stream's rows or errors) → stream name, for grants.
     tables: Arc<HashMap<String, String>>,
     catalog: HotCatalog,
+    cold: Option<Arc<ColdReader>>,
     metrics: Metrics,
 }
 
@@ -145,10 +145,8 @@ impl QueryEngine {
         let (mut streams_out, mut tables) = (Vec::new(), Vec::new());
         for stream in streams {
             let schema = StreamSchema::new(stream);
-            for (name, kind) in [
-                (stream.name.clone(), TableKind::Rows),
-                (format!("{}{ERROR_TABLE_SUFFIX}", stream.name), TableKind::Errors),
-            ] {
+            for kind in TableKind::ALL {
+                let name = kind.table_name(&stream.name);
                 let table = Arc::new(StreamTable::new(&stream.name, &schema, kind, catalog.clone(), cold.clone()));
                 if kind == TableKind::Rows {
                     streams_out.push((stream.name.clone(), table.schema()));
@@ -179,6 +177,7 @@ impl QueryEngine {
             streams: streams_out,
             tables: Arc::new(tables.into_iter().map(|(name, stream, _)| (name, stream)).collect()),
             catalog: catalog.clone(),
+            cold,
             metrics: metrics.clone(),
         })
     }
@@ -321,48 +320,34 @@ impl QueryEngine {
         self.streams.iter().any(|(n, _)| n == name)
     }
 
-    /// Per stream `grant` covers: the table's columns, and rows, bytes and time range per tier.
-    pub fn describe_streams(&self, grant: &Grant) -> serde_json::Value {
-        let streams: Vec<serde_json::Value> = self
-            .streams
-            .iter()
-            .filter(|(name, _)| grant.allows(name))
-            .map(|(name, schema)| {
-                let columns: Vec<serde_json::Value> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| serde_json::json!({ "name": f.name(), "type": f.data_type().to_string() }))
-                    .collect();
-                let (mut rows, mut bytes, mut range, mut generations) = (0u64, 0u64, None::<(i64, i64)>, 0usize);
-                for generation in self.catalog.snapshot(name) {
-                    let info = generation.info();
-                    generations += 1;
-                    rows += info.num_docs;
-                    bytes += info.num_bytes;
-                    if let Some((lo, hi)) = info.time_range_us {
-                        range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-                    }
+    /// Each stream `grant` may see: its columns, and per tier the rows queries read
+    /// there now (a generation already in the cold version counts as cold only), their
+    /// bytes and time range.
+    pub async fn describe_streams(&self, grant: &Grant) -> serde_json::Value {
+        let mut streams = Vec::new();
+        for (name, schema) in self.streams.iter().filter(|(name, _)| grant.allows(name)) {
+            let columns: Vec<serde_json::Value> =
+                schema.fields().iter().map(|f| serde_json::json!({ "name": f.name(), "type": f.data_type().to_string() })).collect();
+            let (cold, in_cold) = match &self.cold {
+                Some(reader) => {
+                    let (rows, errors) = (reader.pin(name).await, reader.pin(&TableKind::Errors.table_name(name)).await);
+                    let in_cold: HashSet<String> = rows.iter().flat_map(|s| s.files.iter().map(|f| f.id.clone())).collect();
+                    (cold_tier(rows, errors), in_cold)
                 }
-                let iso = |us: i64| {
-                    arrow::temporal_conversions::timestamp_us_to_datetime(us).map(|t| format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S%.6f")))
-                };
-                serde_json::json!({
-                    "name": name,
-                    "error_table": format!("{name}{ERROR_TABLE_SUFFIX}"),
-                    "columns": columns,
-                    "tiers": {
-                        "hot": {
-                            // Documents in the index, error rows included.
-                            "docs": rows,
-                            "bytes": bytes,
-                            "generations": generations,
-                            "min_timestamp": range.and_then(|r| iso(r.0)),
-                            "max_timestamp": range.and_then(|r| iso(r.1)),
-                        }
-                    }
-                })
-            })
-            .collect();
+                None => (serde_json::Value::Null, HashSet::new()),
+            };
+            // Generation metadata is read from disk.
+            let (catalog, stream) = (self.catalog.clone(), name.clone());
+            let hot = tokio::task::spawn_blocking(move || hot_tier(&catalog, &stream, &in_cold))
+                .await
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+            streams.push(serde_json::json!({
+                "name": name,
+                "error_table": TableKind::Errors.table_name(name),
+                "columns": columns,
+                "tiers": { "hot": hot, "cold": cold },
+            }));
+        }
         serde_json::json!({ "streams": streams })
     }
 
@@ -525,4 +510,72 @@ impl<T> Drop for Running<T> {
             report.send(Outcome::Cancelled);
         }
     }
+}
+
+/// The hot tier of `stream` as `/api/v1/streams` reports it, leaving out `in_cold`.
+fn hot_tier(catalog: &HotCatalog, stream: &str, in_cold: &HashSet<String>) -> serde_json::Value {
+    let (mut docs, mut bytes, mut range, mut generations) = (0u64, 0u64, TimeRange::default(), 0usize);
+    for generation in catalog.snapshot(stream).iter().filter(|g| !in_cold.contains(g.meta.id.as_str())) {
+        let info = generation.info();
+        generations += 1;
+        docs += info.num_docs;
+        bytes += info.num_bytes;
+        range.add(info.time_range_us);
+    }
+    serde_json::json!({
+        // Documents in the index, error rows included.
+        "docs": docs,
+        "bytes": bytes,
+        "generations": generations,
+        "min_timestamp": range.min(),
+        "max_timestamp": range.max(),
+    })
+}
+
+/// The cold tier of a stream as `/api/v1/streams` reports it: its row and error tables
+/// as the newest version has them (or why they cannot be read now).
+fn cold_tier(rows: Result<ColdSnapshot, ColdError>, errors: Result<ColdSnapshot, ColdError>) -> serde_json::Value {
+    let (rows, errors) = match (rows, errors) {
+        (Ok(rows), Ok(errors)) => (rows, errors),
+        (Err(e), _) | (_, Err(e)) => return serde_json::json!({ "error": e.to_string() }),
+    };
+    let mut range = TimeRange::default();
+    for file in rows.files.iter().chain(&errors.files) {
+        range.add(file.time_range_us);
+    }
+    let all = || rows.files.iter().chain(&errors.files);
+    serde_json::json!({
+        "rows": rows.files.iter().map(|f| f.rows).sum::<u64>(),
+        "error_rows": errors.files.iter().map(|f| f.rows).sum::<u64>(),
+        // Parquet files; bundles are apart.
+        "bytes": all().map(|f| f.bytes).sum::<u64>(),
+        "segments": rows.files.len(),
+        "version": rows.version,
+        "min_timestamp": range.min(),
+        "max_timestamp": range.max(),
+    })
+}
+
+/// The union of time ranges, µs, shown as RFC 3339.
+#[derive(Default)]
+struct TimeRange(Option<(i64, i64)>);
+
+impl TimeRange {
+    fn add(&mut self, range: Option<(i64, i64)>) {
+        if let Some((lo, hi)) = range {
+            self.0 = Some(self.0.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
+
+    fn min(&self) -> Option<String> {
+        self.0.and_then(|(lo, _)| iso(lo))
+    }
+
+    fn max(&self) -> Option<String> {
+        self.0.and_then(|(_, hi)| iso(hi))
+    }
+}
+
+fn iso(us: i64) -> Option<String> {
+    arrow::temporal_conversions::timestamp_us_to_datetime(us).map(|t| format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S%.6f")))
 }

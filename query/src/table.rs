@@ -34,7 +34,7 @@ use crate::pushdown::{self, Pushdown};
 use crate::topk::TopK;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use tierlog_cold::ColdReader;
-use tierlog_hot::{HotCatalog, KIND_ERROR, KIND_ROW, StreamSchema, TableColumn, arrow_schema, docs_of_kind, read_segment};
+use tierlog_hot::{HotCatalog, StreamSchema, TableColumn, TableKind, arrow_schema, docs_of_kind, read_segment};
 
 const TIMESTAMP: &str = "_timestamp";
 
@@ -44,21 +44,15 @@ const BATCH_ROWS: usize = 32768;
 /// The virtual column saying which tier a row was read from.
 pub const TIER_COLUMN: &str = "_tier";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
-    Rows,
-    Errors,
-}
-
 /// A stream's table over both tiers.
 pub struct StreamTable {
     stream: String,
     kind: TableKind,
-    /// Stored columns, in table order; `_tier` follows them for row tables.
+    /// Stored columns, in table order; `_tier` follows them.
     columns: Vec<TableColumn>,
     schema: SchemaRef,
     catalog: HotCatalog,
-    /// The cold tier, when the node has one (error rows are hot only, for now).
+    /// The cold tier, when the node has one.
     cold: Option<Arc<ColdReader>>,
 }
 
@@ -70,15 +64,9 @@ impl fmt::Debug for StreamTable {
 
 impl StreamTable {
     pub fn new(stream: &str, schema: &StreamSchema, kind: TableKind, catalog: HotCatalog, cold: Option<Arc<ColdReader>>) -> StreamTable {
-        let columns = match kind {
-            TableKind::Rows => schema.row_columns(),
-            TableKind::Errors => StreamSchema::error_columns(),
-        };
+        let columns = kind.columns(schema);
         let mut fields: Vec<Field> = arrow_schema(&columns).fields().iter().map(|f| f.as_ref().clone()).collect();
-        if kind == TableKind::Rows {
-            fields.push(Field::new(TIER_COLUMN, DataType::Utf8, false));
-        }
-        let cold = cold.filter(|_| kind == TableKind::Rows);
+        fields.push(Field::new(TIER_COLUMN, DataType::Utf8, false));
         StreamTable { stream: stream.to_string(), kind, columns, schema: Arc::new(Schema::new(fields)), catalog, cold }
     }
 }
@@ -112,8 +100,9 @@ impl TableProvider for StreamTable {
         // Pin every generation's committed segments now, then the cold version (see the
         // module doc for why in this order).
         let generations = self.catalog.snapshot(&self.stream);
+        let cold_table = self.kind.table_name(&self.stream);
         let cold = match &self.cold {
-            Some(reader) => Some((reader, reader.pin(&self.stream).await.map_err(|e| DataFusionError::External(Box::new(e)))?)),
+            Some(reader) => Some((reader, reader.pin(&cold_table).await.map_err(|e| DataFusionError::External(Box::new(e)))?)),
             None => None,
         };
         let in_cold: HashSet<&str> = cold.iter().flat_map(|(_, snapshot)| snapshot.files.iter().map(|f| f.id.as_str())).collect();
@@ -130,10 +119,10 @@ impl TableProvider for StreamTable {
         }
         let read_columns: Vec<Option<TableColumn>> =
             projection.iter().map(|i| self.columns.get(*i).cloned()).collect();
-        let kind = if self.kind == TableKind::Rows { KIND_ROW } else { KIND_ERROR };
+        let kind = self.kind.doc_kind();
         let cold_plan = match &cold {
             Some((reader, snapshot)) => {
-                let scan = ColdScan { reader, stream: &self.stream, snapshot, schema: &self.schema, projection: &projection, filters, pushdown: &pushdown, limit };
+                let scan = ColdScan { reader, table: &cold_table, snapshot, schema: &self.schema, projection: &projection, filters, pushdown: &pushdown, limit };
                 scan.plan(state).await?
             }
             None => None,
