@@ -41,7 +41,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let health = Health::new();
     let metrics = Metrics::new();
     let catalog = HotCatalog::new();
-    let cold = ColdStore::open(&config.cold)?;
+    let cold = ColdStore::open(&config.cold)?.with_metrics(&metrics);
     let server = HttpServer::bind(config.node.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (node.http_addr)", config.node.http_addr))?;

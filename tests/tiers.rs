@@ -1,18 +1,19 @@
-//! One table per stream across both tiers: the SQL answers computed from the dataset
-//! files (counts per keyword, phrase `match()`, a per-minute histogram, `_attributes`
-//! filters) hold before, during and after the lifecycle moves every generation to the
-//! cold table on the S3 server, over HTTP and psql; `_tier` counts always add up to what
+//! One table per stream across both tiers, on the S3 server and in a local folder: the
+//! SQL answers computed from the dataset files (counts per keyword, phrase `match()`, a
+//! per-minute histogram, `_attributes` filters) hold before, during and after the
+//! lifecycle moves every generation to the cold table, over HTTP and psql; `_tier` counts always add up to what
 //! was produced; messages that could not be decoded move to the cold error table and stay
 //! queryable; `/api/v1/streams` counts each row in the tier queries read it from; and a
 //! narrow `_timestamp` range reads only the cold files whose statistics overlap it.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::answers::{Access, Check, access_checks, assert_answers, hdfs_checks, http_rows, parse_access, to_json};
+use support::cold::{delta_read, delta_read_local};
 use support::kafka::{create_topic, lines, produce_all};
 use support::psql::{pg_port, psql};
 use support::{dataset, http, node, services, unique_topic, wait_for};
@@ -41,8 +42,23 @@ fn utc(epoch_s: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// Where the node's cold tier lives.
+enum Cold {
+    S3,
+    Local(tempfile::TempDir),
+}
+
 #[test]
-fn answers_do_not_change_while_data_moves_to_cold() {
+fn answers_do_not_change_while_data_moves_to_cold_on_the_s3_server() {
+    answers_do_not_change_while_data_moves(Cold::S3);
+}
+
+#[test]
+fn answers_do_not_change_while_data_moves_to_cold_in_a_local_folder() {
+    answers_do_not_change_while_data_moves(Cold::Local(tempfile::tempdir().unwrap()));
+}
+
+fn answers_do_not_change_while_data_moves(cold: Cold) {
     let Some(services) = services() else { return };
     let (hdfs_topic, access_topic) = (unique_topic("tiers-hdfs"), unique_topic("tiers-access"));
     create_topic(&services.kafka_brokers, &hdfs_topic, 1);
@@ -53,9 +69,14 @@ fn answers_do_not_change_while_data_moves_to_cold() {
          fields = [{{ name = \"client\", type = \"keyword\" }}, {{ name = \"method\", type = \"keyword\" }}, \
          {{ name = \"path\", type = \"text\" }}, {{ name = \"status\", type = \"i64\" }}, {{ name = \"bytes\", type = \"i64\" }}]\n{POLICY}"
     );
-    let config = node::config(&services, &unique_topic("tiers"), &streams);
+    let prefix = unique_topic("tiers");
+    let mut config = node::config(&services, &prefix, &streams);
+    if let Cold::Local(dir) = &cold {
+        config = node::with_local_cold(&config, dir.path());
+    }
     let pg = pg_port(&config);
-    let mut node = node::Node::start(&config);
+    // Each object the node reads is logged: the test sees which files a query touched.
+    let mut node = node::Node::start_env(&config, &[("RUST_LOG", "info,tierlog_cold::metered=debug")]);
     node.wait_ready(Duration::from_secs(60));
 
     let hdfs = lines(&dataset("loghub/HDFS_2k.log"));
@@ -68,7 +89,16 @@ fn answers_do_not_change_while_data_moves_to_cold() {
     for (i, b) in bad.iter().enumerate() {
         payloads.insert(i * 51 + 25, b.clone().into_bytes());
     }
-    produce_all(&services.kafka_brokers, &access_topic, payloads.iter().map(Vec::as_slice));
+    // The log is in time order: its first quarter fills the first generations, which
+    // roll over (rollover_max_age) before the rest comes, so later files hold only later
+    // rows and a narrow range on the first minute has files to prune.
+    let first_part = payloads.len() / 4;
+    produce_all(&services.kafka_brokers, &access_topic, payloads[..first_part].iter().map(Vec::as_slice));
+    wait_for("the first quarter indexed", Duration::from_secs(120), || {
+        (["access", "access_errors"].iter().map(|t| tiers(&node, t).values().sum::<u64>()).sum::<u64>() == first_part as u64).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    produce_all(&services.kafka_brokers, &access_topic, payloads[first_part..].iter().map(Vec::as_slice));
     let produced = [("hdfs", hdfs.len() as u64), ("access", access.len() as u64), ("access_errors", bad.len() as u64)];
     let total = |t: &BTreeMap<String, u64>| t.values().sum::<u64>();
     wait_for("every row indexed", Duration::from_secs(120), || {
@@ -128,13 +158,13 @@ fn answers_do_not_change_while_data_moves_to_cold() {
     assert_eq!(r.status, 200, "{}", r.body);
     let info = r.json();
     let access_info = info["streams"].as_array().unwrap().iter().find(|s| s["name"] == "access").unwrap().clone();
-    let (hot, cold) = (&access_info["tiers"]["hot"], &access_info["tiers"]["cold"]);
-    assert_eq!(cold["rows"].as_u64(), Some(access.len() as u64), "{access_info}");
-    assert_eq!(cold["error_rows"].as_u64(), Some(bad.len() as u64), "{access_info}");
-    assert_eq!(hot["docs"].as_u64(), Some(0), "{access_info}");
+    let (hot_tier, cold_tier) = (&access_info["tiers"]["hot"], &access_info["tiers"]["cold"]);
+    assert_eq!(cold_tier["rows"].as_u64(), Some(access.len() as u64), "{access_info}");
+    assert_eq!(cold_tier["error_rows"].as_u64(), Some(bad.len() as u64), "{access_info}");
+    assert_eq!(hot_tier["docs"].as_u64(), Some(0), "{access_info}");
     let oldest = access.iter().map(|a| a.epoch_s).min().unwrap();
-    assert_eq!(cold["min_timestamp"].as_str().map(|t| &t[..19]), Some(&utc(oldest)[..19]), "{access_info}");
-    assert!(cold["bytes"].as_u64().unwrap() > 0 && cold["segments"].as_u64().unwrap() > 0, "{access_info}");
+    assert_eq!(cold_tier["min_timestamp"].as_str().map(|t| &t[..19]), Some(&utc(oldest)[..19]), "{access_info}");
+    assert!(cold_tier["bytes"].as_u64().unwrap() > 0 && cold_tier["segments"].as_u64().unwrap() > 0, "{access_info}");
 
     // The narrow range reads only the files whose `_timestamp` statistics overlap it.
     let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": format!("EXPLAIN SELECT count(*) {narrow}") })).unwrap();
@@ -151,5 +181,37 @@ fn answers_do_not_change_while_data_moves_to_cold() {
     let (read, of, pruned) = (counts[0], counts[1], counts[2]);
     assert!(pruned > 0 && read + pruned == of, "{line}");
     eprintln!("EXPLAIN of the access log's first minute: {line}");
+
+    // Running it reads exactly the files whose rows overlap the minute, as Python reads
+    // each live file's `_timestamp` range from the file itself.
+    let (seen, data_root) = match &cold {
+        Cold::S3 => (delta_read(&services, &prefix, "access", &["files"]), format!("{prefix}/tables/access/")),
+        Cold::Local(dir) => (delta_read_local(dir.path(), "access", &["files"]), "tables/access/".to_string()),
+    };
+    let seen = seen.expect("the access table exists");
+    let (lo, hi) = (minute * 1_000_000, (minute + 60) * 1_000_000 - 1);
+    let files = seen["file_times"].as_object().unwrap();
+    let overlapping: BTreeSet<String> =
+        files.iter().filter(|(_, t)| t[0].as_i64().unwrap() <= hi && t[1].as_i64().unwrap() >= lo).map(|(p, _)| p.clone()).collect();
+    let data_gets = || {
+        let metrics = http::get(node.http, "/metrics").unwrap().body;
+        http::metric(&metrics, r#"tierlog_cold_requests_total{op="get",object="data"}"#)
+    };
+    let (log_before, gets_before) = (node.log().len(), data_gets());
+    let rows = http_rows(&node, &format!("SELECT count(*) AS n {narrow}"), &["n"]);
+    assert_eq!(rows, vec![vec![in_minute.to_string()]]);
+    let gets = data_gets() - gets_before;
+    let read: BTreeSet<String> = node.log()[log_before..]
+        .lines()
+        .filter(|l| l.contains("cold read"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("key=")))
+        .filter_map(|key| key.strip_prefix(data_root.as_str()))
+        .filter(|path| path.ends_with(".parquet") && !path.starts_with("_delta_log/"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(read, overlapping, "the files the query read are those whose rows overlap the minute");
+    assert!(read.len() < files.len(), "some files were pruned: {} of {} read", read.len(), files.len());
+    assert!(gets >= read.len() as u64, "/metrics counts each read: {gets} GETs of data for {} files", read.len());
+    eprintln!("the first minute's count read {} of {} cold data files in {gets} GETs (seen through the metered store)", read.len(), files.len());
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
 }

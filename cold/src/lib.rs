@@ -1,13 +1,14 @@
 //! tierlog-cold: the cold tier on object storage — the object store itself (`file://` or
 //! `s3://`), the Parquet + index-bundle writer, the Delta table, the reader queries pin
 //! versions and fetch bundles through (with its on-disk cache), and the lifecycle
-//! manager (DESIGN.md §5).
+//! manager (DESIGN.md §5); every request to the store is counted (`metered.rs`).
 
 mod bundle;
 mod cache;
 mod error;
 mod explain;
 mod lifecycle;
+mod metered;
 mod migrate;
 mod offsets;
 mod reader;

@@ -9,8 +9,10 @@ use object_store::path::Path;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use tierlog_core::config::{ColdConfig, ColdLocation};
+use tierlog_core::metrics::Metrics;
 
 use crate::error::{ColdError, Result};
+use crate::metered::MeteredStore;
 
 /// Objects larger than this are uploaded in parts of [`PART_SIZE`].
 pub const MULTIPART_ABOVE: usize = 16 << 20;
@@ -75,6 +77,11 @@ impl ColdStore {
             }
         };
         Ok(ColdStore { store, prefix, url, location: config.url.clone() })
+    }
+
+    /// The same store, its requests counted in `metrics` (see `metered.rs`).
+    pub fn with_metrics(self, metrics: &Metrics) -> ColdStore {
+        ColdStore { store: Arc::new(MeteredStore::new(self.store, metrics)), ..self }
     }
 
     /// The URL of `key` (a folder under the prefix) for deltalake, and for S3 the

@@ -2,7 +2,8 @@
 (delta-rs) and Polars, and prints what they see as one JSON object.
 
 argv: table URI, storage options as JSON ("{}" for a local table), then txn app ids,
-and `by:COLUMN` for the row count per value of COLUMN.
+`by:COLUMN` for the row count per value of COLUMN, and `files` for each live file's
+`_timestamp` range as its rows hold it (read from the file, not from the log's stats).
 """
 import json
 import sys
@@ -16,6 +17,7 @@ def main():
     table = deltalake.DeltaTable(uri, storage_options=options or None)
     # One snapshot for every figure: the table may get a commit between two reads.
     frame = pl.read_delta(uri, version=table.version(), storage_options=options or None)
+    uri_root = uri.rstrip("/") + "/"
     keys = frame.select(["_topic", "_partition", "_offset"]).unique()
     print(json.dumps({
         "version": table.version(),
@@ -27,11 +29,20 @@ def main():
         "distinct_offsets": keys.height,
         "columns": {name: str(dtype) for name, dtype in frame.schema.items()},
         "txn": {app: table.transaction_version(app) for app in sys.argv[3:] if not app.startswith("by:")},
+        "file_times": {
+            uri[len(uri_root):]: file_time(uri, options) for uri in table.file_uris()
+        } if "files" in sys.argv[3:] else None,
         "counts": {
             column: {str(k): v for k, v in frame.group_by(column).len().iter_rows()}
             for column in (a[3:] for a in sys.argv[3:] if a.startswith("by:"))
         },
     }))
+
+
+def file_time(uri, options):
+    """[oldest, newest] `_timestamp` of a data file, µs since the epoch, and its rows."""
+    times = pl.read_parquet(uri, columns=["_timestamp"], storage_options=options or None)["_timestamp"].dt.epoch("us")
+    return [times.min(), times.max(), len(times)]
 
 
 if __name__ == "__main__":

@@ -7,21 +7,24 @@ use super::Services;
 
 /// What the reader sees of `stream`'s table under the node's cold prefix (the config's
 /// group id, see `node::config`); `None` while the table does not exist yet.
-/// `extra` are txn app ids and `by:COLUMN` arguments.
+/// `extra` are txn app ids, `by:COLUMN` and `files` arguments.
 pub fn delta_read(services: &Services, prefix: &str, stream: &str, extra: &[&str]) -> Option<Value> {
-    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/delta_read.py");
     let options = json!({
         "AWS_ENDPOINT_URL": services.s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
     });
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(format!("s3://{}/{prefix}/tables/{stream}", services.s3_bucket))
-        .arg(options.to_string())
-        .args(extra)
-        .output()
-        .unwrap();
+    delta_read_uri(&format!("s3://{}/{prefix}/tables/{stream}", services.s3_bucket), &options, extra)
+}
+
+/// [`delta_read`] of a table in a local cold folder (`file://`).
+pub fn delta_read_local(root: &std::path::Path, stream: &str, extra: &[&str]) -> Option<Value> {
+    delta_read_uri(&root.join("tables").join(stream).display().to_string(), &json!({}), extra)
+}
+
+fn delta_read_uri(uri: &str, options: &Value, extra: &[&str]) -> Option<Value> {
+    let python = std::env::var("TIERLOG_TEST_PYTHON").expect("TIERLOG_TEST_PYTHON (deploy/local/test.sh sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/delta_read.py");
+    let out = std::process::Command::new(python).arg(script).arg(uri).arg(options.to_string()).args(extra).output().unwrap();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

@@ -44,6 +44,13 @@ secret_access_key = "test"
     )
 }
 
+/// `config` with its cold tier in the local folder `root` instead of the S3 server.
+pub fn with_local_cold(config: &str, root: &std::path::Path) -> String {
+    let start = config.find("[cold]").expect("a [cold] section");
+    let end = start + config[start..].find("\n\n").expect("the [cold] section ends with a blank line");
+    format!("{}[cold]\nurl = \"file://{}\"{}", &config[..start], root.display(), &config[end..])
+}
+
 pub struct Node {
     child: Child,
     pub dir: tempfile::TempDir,
