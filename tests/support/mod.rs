@@ -8,6 +8,7 @@ pub mod hot;
 pub mod http;
 pub mod kafka;
 pub mod node;
+pub mod proxy;
 pub mod psql;
 pub mod sockets;
 
