@@ -383,6 +383,9 @@ fn commit_group_offsets(consumer: &BaseConsumer<IngestContext>) {
     let Ok(assignment) = consumer.assignment() else { return };
     let offsets = consumer.context().group_offsets(&assignment);
     if offsets.count() > 0 {
+        // Rows are durable in the index, the group does not know yet: a crash here
+        // makes the next owner of the partition index them again.
+        tierlog_core::failpoint::hit("before_group_commit");
         if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
             warn!(error = %e, "committing group offsets failed; retrying after the next index commit");
             consumer.context().committed.lock().expect("committed lock poisoned").dirty = true;
