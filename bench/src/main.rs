@@ -2,8 +2,10 @@
 //! same run, on real data from ../shared/datasets. Build with `--release`.
 
 mod cpu;
+mod duckdb;
 mod hot;
 mod ingest;
+mod migrate;
 mod query;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +25,16 @@ enum Command {
     /// match() latency and three aggregations over 1M hot rows, beside DuckDB running
     /// the same aggregations over the same rows.
     Query(query::Args),
+    /// Sealed generations → Parquet + index bundle + Delta commit: MB/s of raw input per
+    /// core and sizes as % of raw, on a plain-text and an NDJSON log, beside the Parquet
+    /// DuckDB writes (zstd) for the same rows.
+    Migrate(migrate::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ingest(args) => ingest::run(args),
         Command::Query(args) => query::run(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }

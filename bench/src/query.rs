@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -240,32 +239,9 @@ fn write_ndjson(path: &Path, payloads: &[Vec<u8>]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the aggregations in DuckDB (Python, installed by `deploy/local/install.sh duckdb`).
+/// Runs the aggregations in DuckDB.
 fn duckdb_baseline(file: &Path, runs: usize) -> anyhow::Result<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let install = Command::new(root.join("deploy/local/install.sh"))
-        .arg("duckdb")
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running deploy/local/install.sh duckdb")?;
-    if !install.status.success() {
-        bail!("deploy/local/install.sh duckdb failed");
-    }
-    let python = String::from_utf8(install.stdout)?.trim().to_string();
-    let mut child = Command::new(&python)
-        .arg(root.join("bench/baseline/duckdb_queries.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {python}"))?;
-    let request = json!({ "file": file, "runs": runs, "queries": AGGREGATIONS });
-    child.stdin.take().expect("piped").write_all(request.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("the DuckDB baseline failed");
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    crate::duckdb::run("duckdb_queries.py", &json!({ "file": file, "runs": runs, "queries": AGGREGATIONS }))
 }
 
 /// Rows as strings, for comparing answers across engines.
