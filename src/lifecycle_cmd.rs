@@ -52,6 +52,9 @@ pub fn run(command: LifecycleCommand) -> anyhow::Result<()> {
                 e["age_s"],
                 s("next")
             )?;
+            if e["table"] != stream["stream"] {
+                write!(out, " [{}]", s("table"))?;
+            }
             if let Some(at) = e["at"].as_str() {
                 write!(out, " at {at}")?;
             }

@@ -165,6 +165,16 @@ fn answers_do_not_change_while_data_moves(cold: Cold) {
     let oldest = access.iter().map(|a| a.epoch_s).min().unwrap();
     assert_eq!(cold_tier["min_timestamp"].as_str().map(|t| &t[..19]), Some(&utc(oldest)[..19]), "{access_info}");
     assert!(cold_tier["bytes"].as_u64().unwrap() > 0 && cold_tier["segments"].as_u64().unwrap() > 0, "{access_info}");
+    // The lifecycle explains the error table's segments too.
+    let plan = http::get(node.http, "/api/v1/lifecycle?stream=access").unwrap().json();
+    let error_rows: u64 = plan["streams"][0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tier"] == "cold" && e["table"] == "access_errors")
+        .map(|e| e["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(error_rows, bad.len() as u64, "{plan}");
 
     // The narrow range reads only the files whose `_timestamp` statistics overlap it.
     let r = http::post_json(node.http, "/api/v1/sql", &json!({ "sql": format!("EXPLAIN SELECT count(*) {narrow}") })).unwrap();

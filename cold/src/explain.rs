@@ -40,6 +40,8 @@ impl Failures {
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub tier: &'static str,
+    /// Its table: the stream's, or for error rows `<stream>_errors`.
+    pub table: String,
     pub id: String,
     pub state: &'static str,
     pub rows: u64,
@@ -132,6 +134,7 @@ impl Explainer {
             };
             entries.push(Entry {
                 tier: "hot",
+                table: stream.name.clone(),
                 state,
                 rows: info.num_docs,
                 bytes: info.num_bytes,
@@ -143,10 +146,18 @@ impl Explainer {
                 id,
             });
         }
-        for file in cold_files {
+        // The error table is not created here: it appears with the first error rows.
+        let errors_name = TableKind::Errors.table_name(&stream.name);
+        let error_files = match ColdTable::open_existing(&self.store, &errors_name).await? {
+            Some(errors) => errors.segment_files()?,
+            None => Vec::new(),
+        };
+        let cold = cold_files.into_iter().map(|f| (&stream.name, f)).chain(error_files.into_iter().map(|f| (&errors_name, f)));
+        for (table, file) in cold {
             let newest = file.newest_us().map(|us| UNIX_EPOCH + Duration::from_micros(us.max(0) as u64));
             entries.push(Entry {
                 tier: "cold",
+                table: table.clone(),
                 id: file.id,
                 state: "live",
                 rows: file.rows,
