@@ -73,7 +73,9 @@ fn a_hundred_thousand_messages_reach_cold_exactly_once() {
     assert_eq!(counted, methods, "rows per method, as the input has them");
 
     let data_dir = node.dir.path().join("data");
-    wait_for("the hot generations gone after hot_grace", Duration::from_secs(180), || hot::rows(&data_dir, "access").is_empty().then_some(()));
+    wait_for("the hot generations gone after hot_grace", Duration::from_secs(180), || {
+        hot::rows(&data_dir, "access").is_empty().then_some(())
+    });
     let tiers = http_rows(&node, "SELECT _tier, count(*) AS n FROM access GROUP BY 1", &["_tier", "n"]);
     assert_eq!(tiers, vec![vec!["cold".to_string(), MESSAGES.to_string()]]);
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());

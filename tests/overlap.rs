@@ -13,8 +13,7 @@ use support::kafka::TextStreams;
 use support::node::{Node, config};
 use support::{hot, http, services, unique_topic, wait_for};
 
-const POLICY: &str =
-    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nhot_for = \"1s\"\nhot_grace = \"2s\"\n";
+const POLICY: &str = "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nhot_for = \"1s\"\nhot_grace = \"2s\"\n";
 const DROPPED: &str = r#"tierlog_lifecycle_dropped_duplicate_rows_total{stream="hdfs"}"#;
 
 fn metric(node: &Node, series: &str) -> u64 {

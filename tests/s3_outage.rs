@@ -15,8 +15,7 @@ use support::node::{Node, config};
 use support::proxy::TcpProxy;
 use support::{hot, http, services, unique_topic, wait_for};
 
-const POLICY: &str =
-    "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"2s\"\nhot_for = \"1s\"\nhot_grace = \"1s\"\n";
+const POLICY: &str = "[streams.policy]\ncommit_interval = \"500ms\"\nrollover_max_age = \"2s\"\nhot_for = \"1s\"\nhot_grace = \"1s\"\n";
 
 fn metric(node: &Node, series: &str) -> u64 {
     http::metric(&http::get(node.http, "/metrics").unwrap().body, series)
@@ -68,7 +67,9 @@ fn migration_waits_out_an_s3_outage_and_loses_nothing() {
         (metric(&node, r#"tierlog_lifecycle_migrated_rows_total{stream="hdfs"}"#) == produced as u64).then_some(())
     });
     eprintln!("migration completed {:.0} s after the S3 server came back", recovered.elapsed().as_secs_f64());
-    wait_for("the hot copies deleted after their grace", Duration::from_secs(120), || hot::rows(&data_dir, "hdfs").is_empty().then_some(()));
+    wait_for("the hot copies deleted after their grace", Duration::from_secs(120), || {
+        hot::rows(&data_dir, "hdfs").is_empty().then_some(())
+    });
     node.wait_ready(Duration::from_secs(60));
 
     let seen = delta_read(&services, &prefix, "hdfs", &[&format!("tierlog/hdfs/{topic}/0")]).expect("the table exists");

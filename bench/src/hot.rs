@@ -40,6 +40,29 @@ impl Source {
     }
 }
 
+/// The `[[streams]]` entry of a stream `name` fed zeek/dns.json.gz from `topic`: JSON,
+/// `ts` as the timestamp, the fields queries use declared.
+pub fn zeek_dns_stream(name: &str, topic: &str) -> String {
+    format!(
+        r#"
+[[streams]]
+name = "{name}"
+topics = ["{topic}"]
+format = "json"
+timestamp_field = "ts"
+fields = [
+  {{ name = "query", type = "text" }},
+  {{ name = "qtype_name", type = "keyword" }},
+  {{ name = "rcode_name", type = "keyword" }},
+  {{ name = "orig_h", type = "keyword", source = "id.orig_h" }},
+  {{ name = "resp_h", type = "keyword", source = "id.resp_h" }},
+  {{ name = "orig_p", type = "i64", source = "id.orig_p" }},
+  {{ name = "rtt", type = "f64" }},
+]
+"#
+    )
+}
+
 /// Sends every payload (lz4, round robin over partitions) and waits for the acks.
 pub fn publish(kafka: &KafkaConfig, topic: &str, payloads: &[Vec<u8>]) -> anyhow::Result<Duration> {
     let publisher = Publisher::new(kafka, topic, Compression::Lz4)?;

@@ -14,7 +14,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tierlog_ingest::{Compression, Publisher};
 
 use crate::cpu::{Measured, Phase};
-use crate::hot::{HotNode, Source, publish};
+use crate::hot::{HotNode, Source, publish, zeek_dns_stream};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -32,23 +32,6 @@ pub struct Args {
     #[arg(long, default_value_t = 100_000)]
     burst: usize,
 }
-
-const STREAM: &str = r#"
-[[streams]]
-name = "dns"
-topics = ["TOPIC"]
-format = "json"
-timestamp_field = "ts"
-fields = [
-  { name = "query", type = "text" },
-  { name = "qtype_name", type = "keyword" },
-  { name = "rcode_name", type = "keyword" },
-  { name = "orig_h", type = "keyword", source = "id.orig_h" },
-  { name = "resp_h", type = "keyword", source = "id.resp_h" },
-  { name = "orig_p", type = "i64", source = "id.orig_p" },
-  { name = "rtt", type = "f64" },
-]
-"#;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = &args.source;
@@ -69,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bare = bare_consumer(&source.brokers, &topic, source.partitions, num_messages)?;
 
     let phase = Phase::start();
-    let node = HotNode::start(&source.brokers, &topic, &STREAM.replace("TOPIC", &topic))?;
+    let node = HotNode::start(&source.brokers, &topic, &zeek_dns_stream("dns", &topic))?;
     let tierlog = node.wait_for("dns", num_messages, phase)?;
     let searchable = || node.searchable("dns");
 

@@ -19,7 +19,7 @@ use tierlog_cold::{ColdStore, ColdTable, cold_schema, migrate_generation};
 use tierlog_hot::{GenerationState, StreamSchema, TableKind};
 
 use crate::cpu::Phase;
-use crate::hot::{HotNode, Source, publish};
+use crate::hot::{HotNode, Source, publish, zeek_dns_stream};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -27,60 +27,45 @@ pub struct Args {
     source: Source,
 }
 
-/// One benchmark input: the file, how DuckDB reads it, and its stream.
+/// One benchmark input: the file, how DuckDB reads it, and its stream's config.
 struct Input {
     name: &'static str,
     file: &'static str,
     duckdb_format: &'static str,
-    stream: &'static str,
+    stream: fn(&str, &str) -> String,
+}
+
+fn text_stream(name: &str, topic: &str) -> String {
+    format!("[[streams]]\nname = \"{name}\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n")
 }
 
 const INPUTS: &[Input] = &[
-    Input {
-        name: "plain text",
-        file: "apache/apache_access.log",
-        duckdb_format: "text",
-        stream: "[[streams]]\nname = \"logs\"\ntopics = [\"TOPIC\"]\nformat = \"text\"\n",
-    },
-    Input {
-        name: "NDJSON",
-        file: "zeek/dns.json.gz",
-        duckdb_format: "ndjson",
-        stream: r#"[[streams]]
-name = "logs"
-topics = ["TOPIC"]
-format = "json"
-timestamp_field = "ts"
-fields = [
-  { name = "query", type = "text" },
-  { name = "qtype_name", type = "keyword" },
-  { name = "rcode_name", type = "keyword" },
-  { name = "orig_h", type = "keyword", source = "id.orig_h" },
-  { name = "resp_h", type = "keyword", source = "id.resp_h" },
-  { name = "rtt", type = "f64" },
-]
-"#,
-    },
+    Input { name: "plain text", file: "apache/apache_access.log", duckdb_format: "text", stream: text_stream },
+    Input { name: "NDJSON", file: "zeek/dns.json.gz", duckdb_format: "ndjson", stream: zeek_dns_stream },
 ];
 
 /// Every generation the size of the whole file, sealed soon after the last row, kept
 /// for as long as the benchmark runs.
-const POLICY: &str = "[streams.policy]\nrollover_max_age = \"2s\"\nrollover_max_docs = 100000000\nrollover_max_bytes = \"4GiB\"\nretention = \"36500d\"\n";
+const POLICY: &str =
+    "[streams.policy]\nrollover_max_age = \"2s\"\nrollover_max_docs = 100000000\nrollover_max_bytes = \"4GiB\"\nretention = \"36500d\"\n";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    println!("{:<11} {:>8} {:>8} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8} {:>12}", "input", "rows", "raw MB", "wall s", "cpu s",
-        "MB/s/core", "parquet%", "bundle%", "total%", "duckdb zstd%");
+    println!(
+        "{:<11} {:>8} {:>8} {:>7} {:>7} {:>10} {:>9} {:>8} {:>8} {:>12}",
+        "input", "rows", "raw MB", "wall s", "cpu s", "MB/s/core", "parquet%", "bundle%", "total%", "duckdb zstd%"
+    );
     for input in INPUTS {
         let path = args.source.datasets.join(input.file);
         let raw = read_raw(&path)?;
-        let lines: Vec<Vec<u8>> = raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec()).collect();
+        let lines: Vec<Vec<u8>> =
+            raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec()).collect();
         let raw_mb = raw.len() as f64 / 1e6;
 
         let topic = args.source.create_topic("migrate")?;
         publish(&args.source.kafka(), &topic, &lines)?;
         let cold_dir = std::env::temp_dir().join(format!("tierlog-bench-migrate-{}-{topic}", std::process::id()));
-        let streams = format!("[cold]\nurl = \"file://{}\"\n{}{POLICY}", cold_dir.display(), input.stream.replace("TOPIC", &topic));
+        let streams = format!("[cold]\nurl = \"file://{}\"\n{}{POLICY}", cold_dir.display(), (input.stream)("logs", &topic));
         let node = HotNode::start(&args.source.brokers, &topic, &streams)?;
         node.wait_for("logs", lines.len() as u64, Phase::start())?;
         let generations = wait_sealed(&node)?;
@@ -114,10 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
 
         let duckdb_out = cold_dir.join("duckdb.parquet");
-        let duckdb = crate::duckdb::run(
-            "duckdb_parquet.py",
-            &json!({ "file": path, "format": input.duckdb_format, "out": duckdb_out }),
-        )?;
+        let duckdb = crate::duckdb::run("duckdb_parquet.py", &json!({ "file": path, "format": input.duckdb_format, "out": duckdb_out }))?;
         let _ = std::fs::remove_dir_all(&cold_dir);
         let pct = |bytes: f64| 100.0 * bytes / raw.len() as f64;
         println!(

@@ -108,7 +108,11 @@ impl MeteredStore {
                 );
                 requests.insert((op, object), c);
             }
-            let c = metrics.counter("tierlog_cold_read_bytes_total", "Bytes read from the cold store, by object.", &[("object", object.as_str())]);
+            let c = metrics.counter(
+                "tierlog_cold_read_bytes_total",
+                "Bytes read from the cold store, by object.",
+                &[("object", object.as_str())],
+            );
             read_bytes.insert(object, c);
         }
         MeteredStore { inner, counters: Arc::new(Counters { requests, read_bytes }) }

@@ -20,13 +20,8 @@ impl TcpProxy {
     /// Listens on a free loopback port and forwards each connection to `target`.
     pub fn start(target: SocketAddr) -> TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut proxy = TcpProxy {
-            addr: listener.local_addr().unwrap(),
-            target,
-            open: Arc::default(),
-            connections: Arc::default(),
-            acceptor: None,
-        };
+        let mut proxy =
+            TcpProxy { addr: listener.local_addr().unwrap(), target, open: Arc::default(), connections: Arc::default(), acceptor: None };
         proxy.accept_on(listener);
         proxy
     }
