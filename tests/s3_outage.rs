@@ -59,6 +59,12 @@ fn migration_waits_out_an_s3_outage_and_loses_nothing() {
     assert!(hot::multiplicity(&rows).values().all(|n| *n == 1));
     assert_eq!(metric(&node, r#"tierlog_lifecycle_migrated_rows_total{stream="hdfs"}"#), 0);
     assert_eq!(metric(&node, r#"tierlog_lifecycle_deleted_hot_generations_total{stream="hdfs",reason="migrated"}"#), 0);
+    // The streams API still answers: the hot tier, and why the cold one cannot be read.
+    let streams = http::get(node.http, "/api/v1/streams").unwrap();
+    assert_eq!(streams.status, 200, "{}", streams.body);
+    let tiers = &streams.json()["streams"][0]["tiers"];
+    assert_eq!(tiers["hot"]["docs"], produced, "{tiers}");
+    assert!(tiers["cold"]["error"].is_string(), "{tiers}");
     eprintln!("outage of {:.0} s: /ready said {ready_says}; {failures} failed migration(s) counted", outage.elapsed().as_secs_f64());
 
     proxy.open();

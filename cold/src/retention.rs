@@ -61,9 +61,9 @@ pub(crate) async fn expire_segments(table: &mut ColdTable, stream: &str, retenti
 
 /// Deletes what commits removed more than `grace` before `now` and `done` does not hold
 /// yet: the data files through vacuum, then the bundles (of stream `bundles_of`; error
-/// tables have none). Returns the data files (paths
-/// relative to the table root) whose objects are now gone. Safe to run again after a
-/// crash: deleting an object already gone is not an error.
+/// tables have none). Returns the data files (paths relative to the table root) whose
+/// objects are now gone. Safe to run again after a crash: deleting an object already
+/// gone is not an error.
 pub(crate) async fn sweep(
     store: &ColdStore,
     table: &mut ColdTable,

@@ -19,7 +19,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use tierlog_core::config::{QueryConfig, StreamConfig};
 use tierlog_core::metrics::Metrics;
 use tierlog_core::units::HumanDuration;
-use tierlog_cold::{ColdError, ColdReader, ColdSnapshot};
+use tierlog_cold::{ColdReader, ColdSnapshot};
 use tierlog_hot::{HotCatalog, StreamSchema, TableKind};
 use tokio::sync::mpsc;
 
@@ -28,6 +28,9 @@ use crate::cold::COLD_STORE_URL;
 use crate::error::{ErrorKind, QueryError};
 use crate::gate::{Gated, SqlParser};
 use crate::table::StreamTable;
+
+/// How long `/api/v1/streams` waits for each cold table.
+const DESCRIBE_COLD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The SQL catalog, which PostgreSQL clients see as the database name.
 pub const CATALOG: &str = "tierlog";
@@ -330,7 +333,14 @@ impl QueryEngine {
                 schema.fields().iter().map(|f| serde_json::json!({ "name": f.name(), "type": f.data_type().to_string() })).collect();
             let (cold, in_cold) = match &self.cold {
                 Some(reader) => {
-                    let (rows, errors) = (reader.pin(name).await, reader.pin(&TableKind::Errors.table_name(name)).await);
+                    // An unreachable store must not hold the answer for its retries.
+                    let pin = |table: String| async move {
+                        match tokio::time::timeout(DESCRIBE_COLD_TIMEOUT, reader.pin(&table)).await {
+                            Ok(pinned) => pinned.map_err(|e| e.to_string()),
+                            Err(_) => Err(format!("the cold table {table} did not answer within {DESCRIBE_COLD_TIMEOUT:?}")),
+                        }
+                    };
+                    let (rows, errors) = (pin(name.clone()).await, pin(TableKind::Errors.table_name(name)).await);
                     let in_cold: HashSet<String> = rows.iter().flat_map(|s| s.files.iter().map(|f| f.id.clone())).collect();
                     (cold_tier(rows, errors), in_cold)
                 }
@@ -534,10 +544,10 @@ fn hot_tier(catalog: &HotCatalog, stream: &str, in_cold: &HashSet<String>) -> se
 
 /// The cold tier of a stream as `/api/v1/streams` reports it: its row and error tables
 /// as the newest version has them (or why they cannot be read now).
-fn cold_tier(rows: Result<ColdSnapshot, ColdError>, errors: Result<ColdSnapshot, ColdError>) -> serde_json::Value {
+fn cold_tier(rows: Result<ColdSnapshot, String>, errors: Result<ColdSnapshot, String>) -> serde_json::Value {
     let (rows, errors) = match (rows, errors) {
         (Ok(rows), Ok(errors)) => (rows, errors),
-        (Err(e), _) | (_, Err(e)) => return serde_json::json!({ "error": e.to_string() }),
+        (Err(e), _) | (_, Err(e)) => return serde_json::json!({ "error": e }),
     };
     let mut range = TimeRange::default();
     for file in rows.files.iter().chain(&errors.files) {
