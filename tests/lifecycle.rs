@@ -263,19 +263,20 @@ fn retention_removes_expired_segments_their_files_and_bundles() {
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
 }
 
-/// A reader that pinned the version before a retention commit still reads every row of
-/// it until `retention_grace` has passed since the removal (Python `deltalake` time
-/// travel here; tierlog's own queries pin the same way and are bounded by
-/// `query.timeout`, which config validation keeps below the grace); then the sweep
-/// deletes the files, and new queries see only what retention kept.
+/// A query that pinned the cold version before a retention commit finishes with that
+/// version's answer: the node holds each query for a while after its pin (pausepoint
+/// `after_cold_pin`), the removal lands meanwhile, and the files stay until
+/// `retention_grace` (which config validation keeps above `query.timeout`). An outside
+/// reader (Python `deltalake` time travel) reads the old version whole as well; then the
+/// sweep deletes the files, and new queries see only what retention kept.
 #[test]
-fn a_version_pinned_before_retention_stays_readable_for_the_grace() {
+fn a_query_pinned_before_retention_finishes_with_its_version() {
     let Some(services) = services() else { return };
     let feeds = TextStreams::new(&services.kafka_brokers, &[("hdfs", "loghub/HDFS_2k.log")]);
     let prefix = unique_topic("pinned");
-    let policy = format!("{POLICY}retention = \"25s\"\nretention_grace = \"20s\"\n");
-    let config = config(&services, &prefix, &format!("{}{policy}[query]\ntimeout = \"10s\"\n", feeds.config));
-    let mut node = Node::start(&config);
+    let policy = format!("{POLICY}retention = \"30s\"\nretention_grace = \"50s\"\n");
+    let config = config(&services, &prefix, &format!("{}{policy}[query]\ntimeout = \"45s\"\n", feeds.config));
+    let mut node = Node::start_env(&config, &[("TIERLOG_PAUSEPOINT", "after_cold_pin=35000")]);
     node.wait_ready(Duration::from_secs(60));
     feeds.produce(&services.kafka_brokers);
     let (topic, lines) = (feeds.topic(0), feeds.lines(0));
@@ -283,21 +284,31 @@ fn a_version_pinned_before_retention_stays_readable_for_the_grace() {
     let pinned = cold_holds(&services, &prefix, "hdfs", lines.len(), &txn);
     let version = pinned["version"].as_u64().unwrap();
 
+    // Pins now (rows expire 30 s after the produce), reads 35 s later: after the removal.
+    let http_addr = node.http;
+    let query = std::thread::spawn(move || {
+        let r = http::post_json(http_addr, "/api/v1/sql", &json!({ "sql": "SELECT count(*) AS n, count(DISTINCT _offset) AS o FROM hdfs" }));
+        (r, std::time::Instant::now())
+    });
     let removed = wait_for("the retention commit", Duration::from_secs(120), || {
         delta_read(&services, &prefix, "hdfs", &[&txn]).filter(|s| s["rows"] == 0)
     });
     let removed_at = std::time::Instant::now();
     assert!(removed["operations"].as_array().unwrap().iter().any(|o| o == "DELETE"), "{removed}");
-    assert_eq!(sql_count(&node, "hdfs"), 0, "new queries pin the version without the rows");
+    let (answer, answered_at) = query.join().unwrap();
+    let answer = answer.expect("the query answers");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answered_at > removed_at, "the query read its files after the removal");
+    assert_eq!(answer.json()["rows"], json!([{ "n": lines.len(), "o": lines.len() }]), "the pinned version's answer: {}", answer.body);
+    eprintln!("the pinned query answered {:.1} s after the removal", (answered_at - removed_at).as_secs_f64());
     let old = delta_read(&services, &prefix, "hdfs", &[&txn, &format!("version:{version}")]).expect("the old version reads");
     assert_eq!(old["rows"], lines.len(), "every row of the pinned version, read after the removal: {old}");
     assert_eq!(old["distinct_offsets"], lines.len(), "{old}");
-    eprintln!("version {version} read whole {:.1} s after the removal", removed_at.elapsed().as_secs_f64());
 
     let data_files = |keys: &[String]| keys.iter().filter(|k| k.ends_with(".parquet") && !k.contains("_delta_log")).count();
     wait_for("the sweep after retention_grace", Duration::from_secs(180), || (data_files(&s3_keys(&services, &prefix)) == 0).then_some(()));
     let swept_after = removed_at.elapsed();
-    assert!(swept_after >= Duration::from_secs(15), "not swept before the grace: {swept_after:?}");
-    eprintln!("files deleted {:.0} s after the removal (retention_grace 20s)", swept_after.as_secs_f64());
+    assert!(swept_after >= Duration::from_secs(45), "not swept before the grace: {swept_after:?}");
+    eprintln!("files deleted {:.0} s after the removal (retention_grace 50s)", swept_after.as_secs_f64());
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());
 }

@@ -105,6 +105,9 @@ impl TableProvider for StreamTable {
             Some(reader) => Some((reader, reader.pin(&cold_table).await.map_err(|e| DataFusionError::External(Box::new(e)))?)),
             None => None,
         };
+        if let Some(wait) = tierlog_core::failpoint::pause("after_cold_pin") {
+            tokio::time::sleep(wait).await;
+        }
         let in_cold: HashSet<&str> = cold.iter().flat_map(|(_, snapshot)| snapshot.files.iter().map(|f| f.id.as_str())).collect();
         // Skip hot segments outside the time bounds before reading anything.
         let mut segments = Vec::new();
