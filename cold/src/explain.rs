@@ -146,7 +146,7 @@ impl Explainer {
                 id,
             });
         }
-        // The error table is not created here: it appears with the first error rows.
+        // Read only if it exists: explaining changes nothing.
         let errors_name = TableKind::Errors.table_name(&stream.name);
         let error_files = match ColdTable::open_existing(&self.store, &errors_name).await? {
             Some(errors) => errors.segment_files()?,
