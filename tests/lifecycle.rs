@@ -207,6 +207,11 @@ fn lifecycle_explains_both_tiers(node: &Node, produced: u64, files: u64) {
     eprintln!("tierlog lifecycle explain:\n{text}");
 }
 
+/// The Parquet data files among `keys` (not the Delta log's checkpoints).
+fn data_files(keys: &[String]) -> usize {
+    keys.iter().filter(|k| k.ends_with(".parquet") && !k.contains("_delta_log")).count()
+}
+
 /// Keys under `prefix/` in the S3 server, from an unsigned ListObjectsV2 (moto answers
 /// it): what is really there, whatever tierlog believes.
 fn s3_keys(services: &Services, prefix: &str) -> Vec<String> {
@@ -234,10 +239,9 @@ fn retention_removes_expired_segments_their_files_and_bundles() {
     let txn = format!("tierlog/hdfs/{topic}/0");
     let seen = cold_holds(&services, &prefix, "hdfs", lines.len(), &txn);
     let files = seen["files"].as_u64().unwrap();
-    let data_files = |keys: &[String]| keys.iter().filter(|k| k.ends_with(".parquet") && !k.contains("_delta_log")).count() as u64;
     let bundles = |keys: &[String]| keys.iter().filter(|k| k.ends_with(".index")).count() as u64;
     let keys = s3_keys(&services, &prefix);
-    assert_eq!((data_files(&keys), bundles(&keys)), (files, files), "one file and one bundle per segment: {keys:?}");
+    assert_eq!((data_files(&keys) as u64, bundles(&keys)), (files, files), "one file and one bundle per segment: {keys:?}");
 
     let status = node.wait_exit(Duration::from_secs(180));
     assert!(!status.success() && node.log().contains("failpoint 'during_retention' reached"), "{status}\n{}", node.log());
@@ -305,7 +309,6 @@ fn a_query_pinned_before_retention_finishes_with_its_version() {
     assert_eq!(old["rows"], lines.len(), "every row of the pinned version, read after the removal: {old}");
     assert_eq!(old["distinct_offsets"], lines.len(), "{old}");
 
-    let data_files = |keys: &[String]| keys.iter().filter(|k| k.ends_with(".parquet") && !k.contains("_delta_log")).count();
     wait_for("the sweep after retention_grace", Duration::from_secs(180), || (data_files(&s3_keys(&services, &prefix)) == 0).then_some(()));
     let swept_after = removed_at.elapsed();
     assert!(swept_after >= Duration::from_secs(45), "not swept before the grace: {swept_after:?}");

@@ -232,16 +232,16 @@ impl Lifecycle {
 
 impl StreamLifecycle {
     fn new(config: &StreamConfig, metrics: &Metrics) -> StreamLifecycle {
+        let schema = StreamSchema::new(config);
         StreamLifecycle {
             name: config.name.clone(),
             hot_for: config.policy.hot_for.0,
             hot_grace: config.policy.hot_grace.0,
             retention: config.policy.retention.0,
             retention_grace: config.policy.retention_grace.0,
-            schema: StreamSchema::new(config),
             tables: TableKind::ALL.map(|kind| TableSlot {
                 name: kind.table_name(&config.name),
-                schema: cold_schema(&StreamSchema::new(config), kind),
+                schema: cold_schema(&schema, kind),
                 table: None,
                 swept: HashSet::new(),
             }),
@@ -250,6 +250,7 @@ impl StreamLifecycle {
             retry_step: HashMap::new(),
             next_sweep: UNIX_EPOCH,
             counters: StreamCounters::new(metrics, &config.name),
+            schema,
         }
     }
 

@@ -549,11 +549,11 @@ fn cold_tier(rows: Result<ColdSnapshot, String>, errors: Result<ColdSnapshot, St
         (Ok(rows), Ok(errors)) => (rows, errors),
         (Err(e), _) | (_, Err(e)) => return serde_json::json!({ "error": e }),
     };
+    let all = || rows.files.iter().chain(&errors.files);
     let mut range = TimeRange::default();
-    for file in rows.files.iter().chain(&errors.files) {
+    for file in all() {
         range.add(file.time_range_us);
     }
-    let all = || rows.files.iter().chain(&errors.files);
     serde_json::json!({
         "rows": rows.files.iter().map(|f| f.rows).sum::<u64>(),
         "error_rows": errors.files.iter().map(|f| f.rows).sum::<u64>(),
