@@ -12,6 +12,7 @@ mod generation;
 mod reader;
 mod schema;
 mod stream;
+mod upgrade;
 
 pub use catalog::{GenerationHandle, GenerationInfo, HotCatalog};
 pub use error::{HotError, Result};

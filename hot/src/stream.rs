@@ -20,6 +20,7 @@ use crate::catalog::{DELETING_PREFIX, GenerationHandle, HotCatalog};
 use crate::error::{HotError, Result};
 use crate::generation::{GenerationId, GenerationMeta, GenerationState, generation_dir, now_ms};
 use crate::schema::StreamSchema;
+use crate::upgrade;
 
 /// Indexing memory per writer thread (tantivy needs at least 15 MB).
 const WRITER_MEMORY_PER_THREAD: usize = 64 << 20;
@@ -86,6 +87,7 @@ impl HotStream {
     }
 
     fn recover(&mut self) -> Result<()> {
+        upgrade::finish_interrupted(&self.dir)?;
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(|e| HotError::io(&self.dir, e))? {
             let entry = entry.map_err(|e| HotError::io(&self.dir, e))?;
@@ -125,7 +127,16 @@ impl HotStream {
                     GenerationMeta { id: id.clone(), state: GenerationState::Unknown, created_ms: modified_ms(&dir), sealed_ms: None }
                 }
             };
-            let index = Index::open_in_dir(&dir).map_err(|e| self.index_err(&id, e))?;
+            let mut index = Index::open_in_dir(&dir).map_err(|e| self.index_err(&id, e))?;
+            if upgrade::needs_rewrite(&index)? {
+                if meta.state == GenerationState::Unknown {
+                    warn!(stream = %self.name, generation = %id, folder = %dir.display(),
+                        "the generation's term dictionaries are in an old format, and its state is not this version's to change: \
+                         full-text search will fail on it");
+                } else {
+                    index = upgrade::rewrite(&self.name, &dir, &index)?;
+                }
+            }
             let metas = index.load_metas().map_err(|e| self.index_err(&id, e))?;
             let never_committed = metas.payload.is_none() && metas.segments.is_empty();
             if never_committed && meta.state != GenerationState::Unknown && Some(&id) != newest.as_ref() {
