@@ -4,24 +4,31 @@
 //! index searches, with the hot index's own field options so a `match()` parses and
 //! answers the same on both tiers.
 //!
-//! Packed as one object: the index files back to back, then a JSON footer naming each
-//! file's byte range, then the footer's length and a magic, so a reader finds everything
-//! from the tail.
+//! Packed as one object, read with byte ranges (`bundle_reader.rs`):
+//!
+//! ```text
+//! [inner files, back to back][hotcache][footer JSON][footer length: u64 LE][magic]
+//! ```
+//!
+//! The hotcache holds copies of every byte range tantivy reads to open the index and
+//! each field's term dictionary (file footers, dictionary indexes, `meta.json`), so one
+//! GET of the tail opens a bundle; a query then fetches only its terms' dictionary
+//! blocks and postings. The tail's length is in the add action's `tierlog.index_tail`
+//! tag, so that GET asks for exactly the tail.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
-use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
-use tantivy::directory::{Directory, DirectoryLock, FileHandle, Lock, OwnedBytes, RamDirectory, WatchCallback, WatchHandle, WritePtr};
+use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
 use tantivy::schema::{DateOptions, Field, FieldEntry, FieldType, JsonObjectOptions, NumericOptions, Schema, TextOptions};
-use tantivy::{DateTime, Index, IndexReader, ReloadPolicy, TantivyDocument};
+use tantivy::{DateTime, Index, TantivyDocument};
 use tierlog_hot::StreamSchema;
+
+use crate::bundle_reader::Bundle;
 
 /// Where segment `id`'s bundle lives: outside the table root, which vacuum sweeps, so
 /// retention deletes it itself.
@@ -29,18 +36,32 @@ pub fn bundle_key(store: &crate::store::ColdStore, stream: &str, id: &str) -> ob
     store.key(&format!("index/{stream}/{id}.index"))
 }
 
-/// The bundle's last bytes.
-const MAGIC: &[u8; 8] = b"TLBNDL01";
+/// The bundle's last bytes: format 2, SSTable dictionaries and a hotcache.
+pub(crate) const MAGIC: &[u8; 8] = b"TLBNDL02";
+/// Format 1: FST dictionaries, no hotcache (before tantivy's `quickwit` feature).
+pub(crate) const MAGIC_V1: &[u8; 8] = b"TLBNDL01";
 /// Footer length (u64 LE) + magic.
-const TAIL: usize = 16;
+pub(crate) const TRAILER: usize = 16;
 /// The indexing arena's initial budget; one segment grows past it as it must.
 const WRITER_MEMORY: usize = 64 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Footer {
-    rows: u64,
+pub(crate) struct Footer {
+    pub rows: u64,
     /// Inner file name → [start, end) in the bundle.
-    files: BTreeMap<String, (u64, u64)>,
+    pub files: BTreeMap<String, (u64, u64)>,
+    /// The hotcache: ranges of inner files (relative to each file), copied back to back
+    /// in this order just before the footer.
+    #[serde(default)]
+    pub hot: Vec<(String, u64, u64)>,
+}
+
+/// A packed bundle.
+#[derive(Debug)]
+pub struct PackedBundle {
+    pub bytes: Vec<u8>,
+    /// Bytes from the hotcache's start to the end: what opening it reads.
+    pub tail_len: u64,
 }
 
 /// The bundle's schema: the hot index's searchable row fields, indexed the same way,
@@ -87,7 +108,7 @@ fn index_only(ty: &FieldType) -> FieldType {
 }
 
 /// Builds the bundle of `rows` (in their Parquet order) of a stream.
-pub fn build_bundle(stream: &StreamSchema, rows: &RecordBatch) -> Result<Vec<u8>, String> {
+pub fn build_bundle(stream: &StreamSchema, rows: &RecordBatch) -> Result<PackedBundle, String> {
     let schema = bundle_schema(stream);
     let err = |e: tantivy::TantivyError| e.to_string();
     // One segment written in one pass: documents keep the order they were added in.
@@ -138,7 +159,7 @@ fn add_value(doc: &mut TantivyDocument, field: Field, ty: &FieldType, array: &dy
     }
 }
 
-fn pack(index: &Index, rows: u64) -> Result<Vec<u8>, String> {
+fn pack(index: &Index, rows: u64) -> Result<PackedBundle, String> {
     let directory = index.directory();
     let mut names: Vec<PathBuf> = directory.list_managed_files().into_iter().collect();
     names.push(PathBuf::from("meta.json"));
@@ -156,117 +177,19 @@ fn pack(index: &Index, rows: u64) -> Result<Vec<u8>, String> {
         out.extend_from_slice(&bytes);
         files.insert(name.to_string_lossy().into_owned(), (start, out.len() as u64));
     }
-    let footer = serde_json::to_vec(&Footer { rows, files }).map_err(|e| e.to_string())?;
-    out.extend_from_slice(&footer);
-    out.extend_from_slice(&(footer.len() as u64).to_le_bytes());
+    let mut footer = Footer { rows, files, hot: Vec::new() };
+    // Open the packed files the way a query does, and keep what that read.
+    let opened = Bundle::open_recording(OwnedBytes::new(out.clone()), &footer)?;
+    let tail_start = out.len();
+    for (file, start, end) in opened.recorded_reads() {
+        let (file_start, _) = footer.files[&file];
+        out.extend_from_within((file_start + start) as usize..(file_start + end) as usize);
+        footer.hot.push((file, start, end));
+    }
+    let json = serde_json::to_vec(&footer).map_err(|e| e.to_string())?;
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(MAGIC);
-    Ok(out)
-}
-
-/// An opened bundle: its index over the bytes, nothing copied.
-#[derive(Clone)]
-pub struct Bundle {
-    index: Index,
-    reader: IndexReader,
-    rows: u64,
-}
-
-impl std::fmt::Debug for Bundle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bundle").field("rows", &self.rows).finish()
-    }
-}
-
-impl Bundle {
-    /// Opens a whole bundle held in memory (or mapped).
-    pub fn open(bytes: OwnedBytes) -> Result<Bundle, String> {
-        let len = bytes.len();
-        if len < TAIL || &bytes.as_slice()[len - 8..] != MAGIC {
-            return Err("not a tierlog index bundle (no footer magic)".into());
-        }
-        let footer_len = u64::from_le_bytes(bytes.as_slice()[len - TAIL..len - 8].try_into().expect("8 bytes")) as usize;
-        let footer_start = (len - TAIL).checked_sub(footer_len).ok_or("the bundle's footer length is larger than the bundle")?;
-        let footer: Footer = serde_json::from_slice(&bytes.as_slice()[footer_start..len - TAIL])
-            .map_err(|e| format!("the bundle's footer is unreadable: {e}"))?;
-        let mut files = HashMap::new();
-        for (name, (start, end)) in footer.files {
-            let range: Range<usize> = start as usize..end as usize;
-            if range.start > range.end || range.end > footer_start {
-                return Err(format!("the bundle's footer puts {name} outside the bundle"));
-            }
-            files.insert(PathBuf::from(name), bytes.slice(range));
-        }
-        let directory = BundleDirectory { files: Arc::new(files) };
-        let index = Index::open(directory).map_err(|e| format!("the bundle's index does not open: {e}"))?;
-        let reader =
-            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e: tantivy::TantivyError| e.to_string())?;
-        Ok(Bundle { index, reader, rows: footer.rows })
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    pub fn index(&self) -> &Index {
-        &self.index
-    }
-
-    pub fn searcher(&self) -> tantivy::Searcher {
-        self.reader.searcher()
-    }
-}
-
-/// A read-only tantivy directory over a bundle's inner files.
-#[derive(Debug, Clone)]
-struct BundleDirectory {
-    files: Arc<HashMap<PathBuf, OwnedBytes>>,
-}
-
-impl BundleDirectory {
-    fn file(&self, path: &Path) -> Result<&OwnedBytes, OpenReadError> {
-        self.files.get(path).ok_or_else(|| OpenReadError::FileDoesNotExist(path.to_path_buf()))
-    }
-}
-
-fn read_only() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::PermissionDenied, "an index bundle is read-only")
-}
-
-impl Directory for BundleDirectory {
-    fn get_file_handle(&self, path: &Path) -> Result<Arc<dyn FileHandle>, OpenReadError> {
-        Ok(Arc::new(self.file(path)?.clone()))
-    }
-
-    fn delete(&self, path: &Path) -> Result<(), DeleteError> {
-        Err(DeleteError::IoError { io_error: Arc::new(read_only()), filepath: path.to_path_buf() })
-    }
-
-    fn exists(&self, path: &Path) -> Result<bool, OpenReadError> {
-        Ok(self.files.contains_key(path))
-    }
-
-    fn open_write(&self, path: &Path) -> Result<WritePtr, OpenWriteError> {
-        Err(OpenWriteError::IoError { io_error: Arc::new(read_only()), filepath: path.to_path_buf() })
-    }
-
-    fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {
-        Ok(self.file(path)?.as_slice().to_vec())
-    }
-
-    fn atomic_write(&self, _path: &Path, _data: &[u8]) -> std::io::Result<()> {
-        Err(read_only())
-    }
-
-    fn sync_directory(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    /// Nothing writes a bundle, so there is nothing to lock against.
-    fn acquire_lock(&self, _lock: &Lock) -> Result<DirectoryLock, LockError> {
-        Ok(DirectoryLock::from(Box::new(())))
-    }
-
-    fn watch(&self, _callback: WatchCallback) -> tantivy::Result<WatchHandle> {
-        Ok(WatchHandle::empty())
-    }
+    let tail_len = (out.len() - tail_start) as u64;
+    Ok(PackedBundle { bytes: out, tail_len })
 }

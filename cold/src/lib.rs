@@ -4,6 +4,7 @@
 //! manager (DESIGN.md §5); every request to the store is counted (`metered.rs`).
 
 mod bundle;
+mod bundle_reader;
 mod cache;
 mod error;
 mod explain;
@@ -17,7 +18,8 @@ mod segment;
 mod store;
 mod table;
 
-pub use bundle::{Bundle, build_bundle};
+pub use bundle::{PackedBundle, build_bundle};
+pub use bundle_reader::{Bundle, RangeSource};
 pub use error::{ColdError, Result};
 pub use explain::{Entry, Explainer, Failures, StreamPlan};
 pub use lifecycle::Lifecycle;

@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use tierlog_core::failpoint;
 use tierlog_hot::{ColumnKind, GenerationHandle, StreamSchema, TableColumn, TableKind, docs_of_kind, read_segment};
 
-use crate::bundle::{build_bundle, bundle_key};
+use crate::bundle::{PackedBundle, build_bundle, bundle_key};
 use crate::error::{ColdError, Result};
 use crate::offsets::OffsetRuns;
 use crate::segment::{ParquetFile, sort_by_timestamp, write_parquet};
@@ -121,14 +121,15 @@ pub async fn migrate_generation(
                 rows: written.file.num_rows,
                 dropped: sorted.num_rows() - written.file.num_rows,
                 parquet_bytes: written.file.bytes.len(),
-                bundle_bytes: written.bundle.as_ref().map_or(0, Vec::len),
+                bundle_bytes: written.bundle.as_ref().map_or(0, |b| b.bytes.len()),
+                index_tail: written.bundle.as_ref().map(|b| b.tail_len),
                 stats: written.file.stats,
                 offsets: written.offsets.to_tag(),
             };
             store.put(&store.key(&format!("tables/{table_name}/{path}")), written.file.bytes).await?;
             failpoint::hit("after_parquet_upload");
             if let (Some(key), Some(bundle)) = (&index_key, written.bundle) {
-                store.put(key, bundle).await?;
+                store.put(key, bundle.bytes).await?;
                 failpoint::hit("after_bundle_upload");
             }
             uploaded = Some((keep, done));
@@ -139,6 +140,7 @@ pub async fn migrate_generation(
             path: path.clone(),
             size: done.parquet_bytes as i64,
             index_key: index_key.as_ref().map(ToString::to_string),
+            index_tail: done.index_tail,
             stats: done.stats.clone(),
             next_offsets: info.checkpoint.clone(),
             offset_ranges: done.offsets.clone(),
@@ -163,7 +165,7 @@ pub async fn migrate_generation(
 struct Written {
     file: ParquetFile,
     /// Row tables only.
-    bundle: Option<Vec<u8>>,
+    bundle: Option<PackedBundle>,
     offsets: OffsetRuns,
 }
 
@@ -173,6 +175,7 @@ struct Uploaded {
     dropped: usize,
     parquet_bytes: usize,
     bundle_bytes: usize,
+    index_tail: Option<u64>,
     stats: String,
     offsets: String,
 }

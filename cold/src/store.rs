@@ -7,7 +7,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use tierlog_core::config::{ColdConfig, ColdLocation};
 use tierlog_core::metrics::Metrics;
 
@@ -106,6 +106,20 @@ impl ColdStore {
     pub async fn read(&self, key: &Path) -> Result<Vec<u8>> {
         let got = self.object_op("get", key, self.store.get(key).await)?;
         self.object_op("read", key, got.bytes().await).map(|b| b.to_vec())
+    }
+
+    /// Bytes `range` of the object at `key`.
+    pub async fn read_range(&self, key: &Path, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
+        self.object_op("get range of", key, self.store.get_range(key, range).await)
+    }
+
+    /// The last `len` bytes of the object at `key` (all of it when shorter), and where
+    /// they start.
+    pub async fn read_tail(&self, key: &Path, len: u64) -> Result<(u64, bytes::Bytes)> {
+        let options = GetOptions { range: Some(GetRange::Suffix(len)), ..Default::default() };
+        let got = self.object_op("get tail of", key, self.store.get_opts(key, options).await)?;
+        let start = got.range.start;
+        Ok((start, self.object_op("read tail of", key, got.bytes().await)?))
     }
 
     /// Writes `bytes` at `key` (under the prefix). Above [`MULTIPART_ABOVE`] the object

@@ -33,6 +33,8 @@ pub const SEGMENT_TAG: &str = "tierlog.segment";
 pub const OFFSETS_TAG: &str = "tierlog.offsets";
 pub const SCHEMA_TAG: &str = "tierlog.schema";
 pub const INDEX_TAG: &str = "tierlog.index";
+/// Bytes at the end of the index bundle that open it (footer and hotcache).
+pub const INDEX_TAIL_TAG: &str = "tierlog.index_tail";
 
 /// Registers, once per process, the log store deltalake uses for `s3://` tables: its
 /// default one (every commit a put-if-absent), over the store tierlog hands it. deltalake
@@ -70,6 +72,8 @@ pub struct NewSegment {
     /// Key of its index bundle (outside the table root, which vacuum sweeps); error
     /// tables have none.
     pub index_key: Option<String>,
+    /// Its bundle's tail length: one GET of that many bytes opens it.
+    pub index_tail: Option<u64>,
     /// Delta's `stats` JSON (numRecords, minValues, maxValues, nullCount).
     pub stats: String,
     /// Per partition, the next offset after the segment's rows.
@@ -92,6 +96,8 @@ pub struct SegmentFile {
     pub time_range_us: Option<(i64, i64)>,
     /// Key of its index bundle, from the `tierlog.index` tag.
     pub index_key: Option<String>,
+    /// Its bundle's tail length, from the `tierlog.index_tail` tag.
+    pub index_tail: Option<u64>,
     /// When its commit added it (the add action's `modificationTime`), ms since the epoch.
     pub added_ms: i64,
 }
@@ -228,7 +234,9 @@ impl ColdTable {
             };
             let time_range_us = micros("minValues").zip(micros("maxValues")).map(|(lo, hi)| (lo, hi + 999));
             #[allow(deprecated)] // see held_offsets
-            let index_key = file.add_action().tags.as_ref().and_then(|t| t.get(INDEX_TAG).cloned().flatten());
+            let tags = file.add_action().tags;
+            let tag = |name: &str| tags.as_ref().and_then(|t| t.get(name).cloned().flatten());
+            let (index_key, index_tail) = (tag(INDEX_TAG), tag(INDEX_TAIL_TAG).and_then(|t| t.parse().ok()));
             out.push(SegmentFile {
                 id: segment_id(&path).to_string(),
                 path,
@@ -236,6 +244,7 @@ impl ColdTable {
                 bytes: file.size().max(0) as u64,
                 time_range_us,
                 index_key,
+                index_tail,
                 added_ms: file.modification_time(),
             });
         }
@@ -306,6 +315,9 @@ impl ColdTable {
         ]);
         if let Some(key) = &segment.index_key {
             tags.insert(INDEX_TAG.to_string(), Some(key.clone()));
+        }
+        if let Some(tail) = segment.index_tail {
+            tags.insert(INDEX_TAIL_TAG.to_string(), Some(tail.to_string()));
         }
         let add = Add {
             path: segment.path.clone(),

@@ -162,8 +162,8 @@ async fn bundles_find_the_rows_the_lines_hold(store: &ColdStore, table: &ColdTab
             let bundle = store.read(&store.key(&format!("index/hdfs/{segment}.index"))).await.unwrap();
             let bundle = tierlog_cold::Bundle::open(tantivy::directory::OwnedBytes::new(bundle)).unwrap();
             let searcher = bundle.searcher();
-            let message = bundle.index().schema().get_field("message").unwrap();
-            let parsed = QueryParser::for_index(bundle.index(), vec![message]).parse_query(query).unwrap();
+            let message = searcher.index().schema().get_field("message").unwrap();
+            let parsed = QueryParser::for_index(searcher.index(), vec![message]).parse_query(query).unwrap();
             let docs = searcher.search(&parsed, &tantivy::collector::DocSetCollector).unwrap();
             let path = files.iter().find(|f| f.ends_with(&format!("{segment}.parquet"))).unwrap();
             let parquet = bytes::Bytes::from(store.read(&store.key(&format!("tables/hdfs/{path}"))).await.unwrap());

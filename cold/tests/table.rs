@@ -51,6 +51,7 @@ async fn segment(store: &ColdStore, id: &str, partition: i32, range: std::ops::R
         path,
         size: file.bytes.len() as i64,
         index_key: Some(format!("index/logs/{id}.index")),
+        index_tail: None,
         stats: file.stats,
         next_offsets,
         offset_ranges: format!(r#"{{"t":{{"{partition}":[{},{}]}}}}"#, range.start, range.end - 1),

@@ -115,9 +115,16 @@ impl ColdScan<'_> {
     /// can answer of the other filters), sorted: doc id == Parquet row.
     async fn index_hits<'f>(&self, file: &'f SegmentFile) -> Result<(&'f SegmentFile, Option<Vec<DocId>>)> {
         let bundle = self.reader.bundle(self.table, file).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let searcher = bundle.searcher();
-        let queries = self.pushdown.parse(&searcher)?;
-        let mut docs = pushdown::matching_docs(&searcher, searcher.segment_reader(0), &queries)?;
+        let queries = self.pushdown.parse(&bundle.searcher())?;
+        let mut terms = Vec::new();
+        for query in &queries {
+            query.query_terms(&mut |term, positions| terms.push((term.clone(), positions)));
+        }
+        let search = |searcher: &tantivy::Searcher| pushdown::matching_docs(searcher, searcher.segment_reader(0), &queries);
+        let mut docs = bundle
+            .search(&terms, search)
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("cold segment {} of {}: {e}", file.id, self.table)))??;
         docs.dedup();
         Ok((file, Some(docs)))
     }

@@ -109,7 +109,13 @@ pub struct ColdConfig {
     pub session_token: Option<Secret>,
     /// Default: `<data_dir>/cache`.
     pub cache_dir: Option<PathBuf>,
+    /// The on-disk cache of cold bytes (index ranges, bundle tails, Parquet pages).
     pub cache_size: ByteSize,
+    /// The memory cache of cold index and Parquet byte ranges.
+    pub memory_cache_size: ByteSize,
+    /// The memory cache of bundle tails (footers and hotcaches): a tier of its own, so
+    /// large scans cannot evict what opening every segment needs.
+    pub metadata_cache_size: ByteSize,
 }
 
 /// Where the cold tier lives.
@@ -234,6 +240,8 @@ impl Default for ColdConfig {
             session_token: None,
             cache_dir: None,
             cache_size: ByteSize(2 << 30),
+            memory_cache_size: ByteSize(512 << 20),
+            metadata_cache_size: ByteSize(128 << 20),
         }
     }
 }

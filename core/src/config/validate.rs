@@ -106,8 +106,14 @@ fn cold(config: &Config, out: &mut Vec<Problem>) {
             }
         }
     }
-    if cold.cache_size.0 == 0 {
-        out.push(Problem::new("cold.cache_size", "must be greater than 0"));
+    for (path, size) in [
+        ("cold.cache_size", cold.cache_size),
+        ("cold.memory_cache_size", cold.memory_cache_size),
+        ("cold.metadata_cache_size", cold.metadata_cache_size),
+    ] {
+        if size.0 == 0 {
+            out.push(Problem::new(path, "must be greater than 0"));
+        }
     }
 }
 
