@@ -98,9 +98,9 @@ impl ColdCache {
     }
 
     /// The bytes cached under `key`, or those `fetch` returns, then kept.
-    pub async fn get_or_fetch<F>(&self, kind: Kind, key: &str, fetch: F) -> Result<Bytes>
+    pub async fn get_or_fetch<F, E>(&self, kind: Kind, key: &str, fetch: F) -> Result<Bytes, E>
     where
-        F: Future<Output = Result<Bytes>>,
+        F: Future<Output = Result<Bytes, E>>,
     {
         let (memory, memory_metrics) = self.memory_tier(kind);
         let disk_metrics = &self.metrics[2];
@@ -417,7 +417,7 @@ mod tests {
                 let got = cache
                     .get_or_fetch(kind, &format!("k{i}"), async {
                         fetched.fetch_add(1, Ordering::Relaxed);
-                        Ok(body(i))
+                        Ok::<_, ColdError>(body(i))
                     })
                     .await
                     .unwrap();
@@ -434,12 +434,12 @@ mod tests {
         assert!(on_disk <= 5000, "{on_disk} bytes on disk");
         assert!(fetched.load(Ordering::Relaxed) >= 16, "each range was fetched at least once");
         // A repeat is a hit, not a fetch.
-        let _ = cache.get_or_fetch(Kind::Data, "k1", async { Ok(body(1)) }).await.unwrap();
+        let _ = cache.get_or_fetch(Kind::Data, "k1", async { Ok::<_, ColdError>(body(1)) }).await.unwrap();
         let before = fetched.load(Ordering::Relaxed);
         let again = cache
             .get_or_fetch(Kind::Data, "k1", async {
                 fetched.fetch_add(1, Ordering::Relaxed);
-                Ok(body(1))
+                Ok::<_, ColdError>(body(1))
             })
             .await
             .unwrap();
@@ -453,14 +453,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ColdCache::open(&config(dir.path(), 1 << 20, 20_000, 20_000), &Metrics::new()).unwrap();
         for i in 0..10 {
-            cache.get_or_fetch(Kind::Metadata, &format!("tail{i}"), async move { Ok(body(i)) }).await.unwrap();
+            cache.get_or_fetch(Kind::Metadata, &format!("tail{i}"), async move { Ok::<_, ColdError>(body(i)) }).await.unwrap();
         }
         for i in 0..500 {
-            cache.get_or_fetch(Kind::Data, &format!("page{i}"), async move { Ok(body(i % 50)) }).await.unwrap();
+            cache.get_or_fetch(Kind::Data, &format!("page{i}"), async move { Ok::<_, ColdError>(body(i % 50)) }).await.unwrap();
         }
         let hits = cache.metrics[0].hits.get();
         for i in 0..10 {
-            cache.get_or_fetch(Kind::Metadata, &format!("tail{i}"), async { panic!("tail {i} was evicted") }).await.unwrap();
+            cache.get_or_fetch(Kind::Metadata, &format!("tail{i}"), async { Err::<Bytes, _>(format!("tail {i} was evicted")) }).await.unwrap();
         }
         assert_eq!(cache.metrics[0].hits.get(), hits + 10, "every tail is a metadata hit");
         assert!(cache.used()[1] <= 20_000, "the memory tier stayed in bounds: {}", cache.used()[1]);

@@ -6,6 +6,7 @@
 mod bundle;
 mod bundle_reader;
 mod cache;
+mod cached_store;
 mod error;
 mod explain;
 mod lifecycle;

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::bundle_reader::{Bundle, RangeSource};
 use crate::cache::{ColdCache, Kind};
+use crate::cached_store::CachedStore;
 use crate::error::{ColdError, Result};
 use crate::store::ColdStore;
 use crate::table::{ColdTable, SegmentFile};
@@ -96,9 +97,10 @@ impl ColdReader {
         self.store.key(&format!("tables/{stream}/{}", file.path))
     }
 
-    /// The store that [`ColdReader::data_key`] keys are in.
+    /// The store that [`ColdReader::data_key`] keys are in; its ranged reads go
+    /// through the caches.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
-        self.store.object_store()
+        Arc::new(CachedStore::new(self.store.object_store(), Arc::clone(&self.cache)))
     }
 
     /// The configured location, for errors and plans.
@@ -144,7 +146,7 @@ impl RangeSource for RemoteBundle {
             let mut framed = Vec::with_capacity(8 + bytes.len());
             framed.extend_from_slice(&start.to_le_bytes());
             framed.extend_from_slice(&bytes);
-            Ok(Bytes::from(framed))
+            Ok::<_, ColdError>(Bytes::from(framed))
         };
         let framed = self.cache.get_or_fetch(Kind::Metadata, &cache_key, fetch).await.map_err(io::Error::other)?;
         if framed.len() < 8 {

@@ -11,7 +11,7 @@ use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
+use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetRowSelection};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -83,13 +83,19 @@ impl ColdScan<'_> {
         let groups = files.into_iter().map(|f| FileGroup::new(vec![f])).collect();
         let file_schema = Arc::new(Schema::new(self.schema.fields()[..self.schema.fields().len() - 1].to_vec()));
         let tier = Arc::new(Field::new(TIER_COLUMN, DataType::Utf8, false));
+        // Footers and page indexes parsed once per file and kept in DataFusion's bounded
+        // metadata cache, apart from the data bytes (which the cold store caches).
+        let store_url = ObjectStoreUrl::parse(COLD_STORE_URL)?;
+        let runtime = session.runtime_env();
+        let readers = CachedParquetFileReaderFactory::new(runtime.object_store(&store_url)?, runtime.cache_manager.get_file_metadata_cache());
         let mut source = ParquetSource::new(TableSchema::builder(file_schema).with_table_partition_cols(vec![tier]).build())
+            .with_parquet_file_reader_factory(Arc::new(readers))
             .with_enable_page_index(true)
             .with_bloom_filter_on_read(true);
         if let Some(predicate) = self.predicate(session)? {
             source = source.with_predicate(predicate);
         }
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(COLD_STORE_URL)?, Arc::new(source))
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
             .with_file_groups(groups)
             .with_projection_indices(Some(self.projection.to_vec()))?
             .with_limit(self.limit)

@@ -35,3 +35,21 @@ fn delta_read_uri(uri: &str, options: &Value, extra: &[&str]) -> Option<Value> {
     }
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
+
+/// The objects under `prefix` in the test bucket with their sizes, listed by the S3
+/// server itself (the test server takes unsigned requests).
+pub fn s3_objects(services: &Services, prefix: &str) -> Vec<(String, u64)> {
+    let addr: std::net::SocketAddr = services.s3_endpoint.trim_start_matches("http://").parse().expect("the S3 endpoint is host:port");
+    let path = format!("/{}?list-type=2&max-keys=1000&prefix={prefix}", services.s3_bucket);
+    let answer = super::http::raw(addr, "GET", &path, "", &[]);
+    assert!(!answer.contains("<IsTruncated>true"), "more than 1000 objects under {prefix}");
+    let between = |s: &str, open: &str, close: &str| -> Option<String> {
+        let start = s.find(open)? + open.len();
+        Some(s[start..start + s[start..].find(close)?].to_string())
+    };
+    answer
+        .split("<Contents>")
+        .skip(1)
+        .map(|c| (between(c, "<Key>", "</Key>").expect("a key"), between(c, "<Size>", "</Size>").expect("a size").parse().unwrap()))
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! Searching cold segments at object-storage cost, on the S3 server: a `match()` on a
+//! rare term over 20 segments reads a small share of the index bundles' bytes in a few
+//! ranged GETs per segment, finds exactly the rows the input holds, and a second run is
+//! answered from the caches without a single GET.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::cold::{delta_read, s3_objects};
+use support::kafka::{create_topic, lines, produce_all};
+use support::{dataset, http, node, services, unique_topic, wait_for};
+
+/// GETs of one bundle a one-term search makes at most: its tail (footer and hotcache),
+/// the dictionary block of the term, the term's postings.
+const GETS_PER_SEGMENT: u64 = 3;
+const REPLAYS: usize = 5;
+const SEGMENT_ROWS: usize = 2500;
+const RARE: &str = "xylophonequasar";
+
+/// tantivy's default tokenizer, as the test understands it: alphanumeric runs, lower-cased.
+fn words(line: &str) -> impl Iterator<Item = String> + '_ {
+    line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
+}
+
+struct Reads {
+    gets: u64,
+    bytes: u64,
+    data_gets: u64,
+}
+
+fn reads(node: &node::Node) -> Reads {
+    let text = http::get(node.http, "/metrics").unwrap().body;
+    Reads {
+        gets: http::metric(&text, r#"tierlog_cold_requests_total{op="get",object="index"}"#),
+        bytes: http::metric(&text, r#"tierlog_cold_read_bytes_total{object="index"}"#),
+        data_gets: http::metric(&text, r#"tierlog_cold_requests_total{op="get",object="data"}"#),
+    }
+}
+
+fn offsets_matching(node: &node::Node, query: &str) -> Vec<i64> {
+    let answer = http::post_json(
+        node.http,
+        "/api/v1/sql",
+        &serde_json::json!({ "sql": format!("SELECT _offset FROM access WHERE match(message, '{query}') ORDER BY _offset") }),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["rows"].as_array().unwrap().iter().map(|r| r["_offset"].as_i64().unwrap()).collect()
+}
+
+#[test]
+fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
+    let Some(services) = services() else { return };
+    let topic = unique_topic("cold-search");
+    create_topic(&services.kafka_brokers, &topic, 1);
+    let streams = format!(
+        "[[streams]]\nname = \"access\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n[streams.policy]\ncommit_interval = \"500ms\"\n\
+         rollover_max_age = \"4s\"\nrollover_max_docs = {SEGMENT_ROWS}\nhot_for = \"2s\"\nhot_grace = \"1s\"\nretention = \"36500d\"\n"
+    );
+    let prefix = unique_topic("cold-search");
+    let config = node::config(&services, &prefix, &streams);
+    let mut node = node::Node::start(&config);
+    node.wait_ready(Duration::from_secs(60));
+
+    // The access log replayed, with a rare token planted in seven lines spread over it.
+    let log = lines(&dataset("apache/apache_access.log"));
+    let mut payloads: Vec<Vec<u8>> = (0..REPLAYS).flat_map(|_| log.iter().cloned()).collect();
+    for i in 0..7 {
+        let at = (i * 7919 + 1234) % payloads.len();
+        payloads[at] = format!("10.0.0.{i} - - [x] \"GET /{RARE}/{i} HTTP/1.1\" 404 0").into_bytes();
+    }
+    let expected: Vec<i64> = payloads
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| words(&String::from_utf8_lossy(p)).any(|w| w == RARE))
+        .map(|(i, _)| i as i64)
+        .collect();
+    assert_eq!(expected.len(), 7);
+    // One generation per batch: a generation rolls over at the commit that takes it past
+    // rollover_max_docs, so each batch waits for the previous one's commit.
+    let started = Instant::now();
+    let mut offsets = Vec::new();
+    for (i, batch) in payloads.chunks(SEGMENT_ROWS).enumerate() {
+        offsets.extend(produce_all(&services.kafka_brokers, &topic, batch.iter().map(Vec::as_slice)).into_iter().map(|(_, _, o)| o));
+        let want = (i * SEGMENT_ROWS + batch.len()) as u64;
+        wait_for("the batch committed", Duration::from_secs(120), || {
+            let answer = http::post_json(node.http, "/api/v1/sql", &serde_json::json!({ "sql": "SELECT count(*) AS n FROM access" }))?;
+            (answer.json()["rows"][0]["n"].as_u64() == Some(want)).then_some(())
+        });
+    }
+    assert_eq!(offsets, (0..payloads.len() as i64).collect::<Vec<_>>(), "one partition: offset == line");
+    let total = payloads.len() as u64;
+    wait_for("every row in the cold tier", Duration::from_secs(600), || {
+        let table = delta_read(&services, &prefix, "access", &[])?;
+        (table["rows"].as_u64() == Some(total)).then_some(())
+    });
+    eprintln!("{total} rows cold {:.1} s after the produce", started.elapsed().as_secs_f64());
+    let segments = delta_read(&services, &prefix, "access", &[]).unwrap()["files"].as_u64().unwrap();
+    assert!(segments >= 20, "{segments} cold segments");
+    // Hot copies gone: the query reads the cold tier only.
+    wait_for("the hot copies deleted", Duration::from_secs(120), || {
+        let answer = http::post_json(node.http, "/api/v1/sql", &serde_json::json!({ "sql": "SELECT count(*) AS n FROM access WHERE _tier = 'hot'" }))?;
+        (answer.json()["rows"][0]["n"].as_u64() == Some(0)).then_some(())
+    });
+    let bundles: Vec<(String, u64)> = s3_objects(&services, &format!("{prefix}/index/access/"));
+    assert_eq!(bundles.len() as u64, segments, "one bundle per segment");
+    let bundle_bytes: u64 = bundles.iter().map(|(_, size)| size).sum();
+
+    let before = reads(&node);
+    let t = Instant::now();
+    assert_eq!(offsets_matching(&node, RARE), expected, "the rows the input holds, uncached");
+    let uncached_ms = t.elapsed().as_millis();
+    let after = reads(&node);
+    let (gets, bytes) = (after.gets - before.gets, after.bytes - before.bytes);
+    eprintln!(
+        "uncached: {gets} GETs of bundles ({:.1} per segment), {bytes} of {bundle_bytes} bundle bytes ({:.2} %), {} GETs of data, {uncached_ms} ms",
+        gets as f64 / segments as f64,
+        100.0 * bytes as f64 / bundle_bytes as f64,
+        after.data_gets - before.data_gets
+    );
+    assert!(gets <= GETS_PER_SEGMENT * segments, "{gets} GETs for {segments} segments");
+    assert!(bytes * 20 < bundle_bytes, "read {bytes} of {bundle_bytes} bundle bytes");
+
+    let t = Instant::now();
+    assert_eq!(offsets_matching(&node, RARE), expected, "the rows the input holds, cached");
+    let cached_ms = t.elapsed().as_millis();
+    let again = reads(&node);
+    eprintln!("cached: {} GETs of bundles, {} of data, {cached_ms} ms", again.gets - after.gets, again.data_gets - after.data_gets);
+    assert_eq!((again.gets - after.gets, again.data_gets - after.data_gets), (0, 0), "a second run is answered from the caches");
+    node.terminate(Duration::from_secs(30));
+}
