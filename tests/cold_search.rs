@@ -1,7 +1,9 @@
 //! Searching cold segments at object-storage cost, on the S3 server: a `match()` on a
 //! rare term over 20 segments reads a small share of the index bundles' bytes in a few
 //! ranged GETs per segment, finds exactly the rows the input holds, and a second run is
-//! answered from the caches without a single GET.
+//! answered from the caches without a single GET. `?explain=true` estimates the cold
+//! bytes a query reads within 2× of what it then reads, and a user's cold byte budget
+//! refuses a larger query before any Parquet GET, over HTTP and psql alike.
 
 mod support;
 
@@ -9,7 +11,13 @@ use std::time::{Duration, Instant};
 
 use support::cold::{delta_read, s3_objects};
 use support::kafka::{create_topic, lines, produce_all};
+use support::psql::{pg_port, psql_as};
 use support::{dataset, http, node, services, unique_topic, wait_for};
+
+const ADMIN: &str = "admin-token-1";
+const ANALYST: &str = "analyst-token-1";
+/// The analyst's budget: more than the rare-term search reads, less than a column scan.
+const ANALYST_BUDGET: u64 = 256 << 10;
 
 /// GETs of one bundle a one-term search makes at most: its tail (footer and hotcache),
 /// the dictionary block of the term, the term's postings.
@@ -27,26 +35,42 @@ struct Reads {
     gets: u64,
     bytes: u64,
     data_gets: u64,
+    data_bytes: u64,
 }
 
 fn reads(node: &node::Node) -> Reads {
-    let text = http::get(node.http, "/metrics").unwrap().body;
+    let text = http::request(node.http, "GET", "/metrics", "", Some(ADMIN)).unwrap().body;
     Reads {
         gets: http::metric(&text, r#"tierlog_cold_requests_total{op="get",object="index"}"#),
         bytes: http::metric(&text, r#"tierlog_cold_read_bytes_total{object="index"}"#),
         data_gets: http::metric(&text, r#"tierlog_cold_requests_total{op="get",object="data"}"#),
+        data_bytes: http::metric(&text, r#"tierlog_cold_read_bytes_total{object="data"}"#),
     }
 }
 
+/// `sql` over HTTP as the user of `token`; with `explain`, what it would read.
+fn sql(node: &node::Node, token: &str, sql: &str, explain: bool) -> http::Response {
+    let path = if explain { "/api/v1/sql?explain=true" } else { "/api/v1/sql" };
+    http::request(node.http, "POST", path, &serde_json::json!({ "sql": sql }).to_string(), Some(token)).unwrap()
+}
+
+fn rare_query(term: &str) -> String {
+    format!("SELECT _offset FROM access WHERE match(message, '{term}') ORDER BY _offset")
+}
+
 fn offsets_matching(node: &node::Node, query: &str) -> Vec<i64> {
-    let answer = http::post_json(
-        node.http,
-        "/api/v1/sql",
-        &serde_json::json!({ "sql": format!("SELECT _offset FROM access WHERE match(message, '{query}') ORDER BY _offset") }),
-    )
-    .unwrap();
+    let answer = sql(node, ADMIN, &rare_query(query), false);
     assert_eq!(answer.status, 200, "{}", answer.body);
     answer.json()["rows"].as_array().unwrap().iter().map(|r| r["_offset"].as_i64().unwrap()).collect()
+}
+
+fn count(node: &node::Node, statement: &str) -> Option<u64> {
+    sql(node, ADMIN, statement, false).json()["rows"][0]["n"].as_u64()
+}
+
+/// Whether `actual` is within 2× of `estimate`.
+fn within_twice(estimate: u64, actual: u64) -> bool {
+    estimate <= 2 * actual && actual <= 2 * estimate
 }
 
 #[test]
@@ -55,11 +79,15 @@ fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
     let topic = unique_topic("cold-search");
     create_topic(&services.kafka_brokers, &topic, 1);
     let streams = format!(
-        "[[streams]]\nname = \"access\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n[streams.policy]\ncommit_interval = \"500ms\"\n\
+        "[[query.users]]\nname = \"admin\"\ntoken = \"{ADMIN}\"\nstreams = [\"*\"]\n\
+         [[query.users]]\nname = \"analyst\"\ntoken = \"{ANALYST}\"\npassword = \"analyst-password\"\nstreams = [\"*\"]\n\
+         max_cold_bytes = {ANALYST_BUDGET}\n\
+         [[streams]]\nname = \"access\"\ntopics = [\"{topic}\"]\nformat = \"text\"\n[streams.policy]\ncommit_interval = \"500ms\"\n\
          rollover_max_age = \"4s\"\nrollover_max_docs = {SEGMENT_ROWS}\nhot_for = \"2s\"\nhot_grace = \"1s\"\nretention = \"36500d\"\n"
     );
     let prefix = unique_topic("cold-search");
     let config = node::config(&services, &prefix, &streams);
+    let pg = pg_port(&config);
     let mut node = node::Node::start(&config);
     node.wait_ready(Duration::from_secs(60));
 
@@ -84,10 +112,7 @@ fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
     for (i, batch) in payloads.chunks(SEGMENT_ROWS).enumerate() {
         offsets.extend(produce_all(&services.kafka_brokers, &topic, batch.iter().map(Vec::as_slice)).into_iter().map(|(_, _, o)| o));
         let want = (i * SEGMENT_ROWS + batch.len()) as u64;
-        wait_for("the batch committed", Duration::from_secs(120), || {
-            let answer = http::post_json(node.http, "/api/v1/sql", &serde_json::json!({ "sql": "SELECT count(*) AS n FROM access" }))?;
-            (answer.json()["rows"][0]["n"].as_u64() == Some(want)).then_some(())
-        });
+        wait_for("the batch committed", Duration::from_secs(120), || (count(&node, "SELECT count(*) AS n FROM access") == Some(want)).then_some(()));
     }
     assert_eq!(offsets, (0..payloads.len() as i64).collect::<Vec<_>>(), "one partition: offset == line");
     let total = payloads.len() as u64;
@@ -100,8 +125,7 @@ fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
     assert!(segments >= 20, "{segments} cold segments");
     // Hot copies gone: the query reads the cold tier only.
     wait_for("the hot copies deleted", Duration::from_secs(120), || {
-        let answer = http::post_json(node.http, "/api/v1/sql", &serde_json::json!({ "sql": "SELECT count(*) AS n FROM access WHERE _tier = 'hot'" }))?;
-        (answer.json()["rows"][0]["n"].as_u64() == Some(0)).then_some(())
+        (count(&node, "SELECT count(*) AS n FROM access WHERE _tier = 'hot'") == Some(0)).then_some(())
     });
     let bundles: Vec<(String, u64)> = s3_objects(&services, &format!("{prefix}/index/access/"));
     assert_eq!(bundles.len() as u64, segments, "one bundle per segment");
@@ -128,5 +152,44 @@ fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
     let again = reads(&node);
     eprintln!("cached: {} GETs of bundles, {} of data, {cached_ms} ms", again.gets - after.gets, again.data_gets - after.data_gets);
     assert_eq!((again.gets - after.gets, again.data_gets - after.data_gets), (0, 0), "a second run is answered from the caches");
+
+    // The estimate of the rare-term query beside what its first run read of Parquet.
+    let explained = sql(&node, ADMIN, &rare_query(RARE), true).json();
+    let rare_estimate = explained["cold"]["estimated_bytes"].as_u64().unwrap();
+    let rare_read = after.data_bytes - before.data_bytes;
+    let (rare_gets_estimate, rare_gets) = (explained["cold"]["scans"][0]["estimated_gets"].as_u64().unwrap(), after.data_gets - before.data_gets);
+    eprintln!("rare term: estimated {rare_estimate} bytes of Parquet in {rare_gets_estimate} GETs, read {rare_read} in {rare_gets}");
+    assert!(within_twice(rare_gets_estimate, rare_gets), "estimated {rare_gets_estimate} GETs, made {rare_gets}");
+    assert_eq!(explained["cold"]["scans"][0]["segments"].as_array().unwrap().len(), 7, "the seven segments with hits survive");
+    assert!(explained["hot"]["generations"].as_array().unwrap().is_empty(), "nothing is hot");
+    assert!(within_twice(rare_estimate, rare_read), "estimate {rare_estimate}, read {rare_read}");
+
+    // A column scan: over the analyst's budget, refused before any Parquet GET, over
+    // HTTP and psql; within the admin's, and then read as estimated.
+    let scan = "SELECT max(length(message)) AS n FROM access";
+    let plan = sql(&node, ANALYST, scan, true).json();
+    let scan_estimate = plan["cold"]["estimated_bytes"].as_u64().unwrap();
+    assert_eq!(plan["budget"]["over"], true, "{plan}");
+    assert!(scan_estimate > ANALYST_BUDGET);
+    let before = reads(&node);
+    let refused = sql(&node, ANALYST, scan, false);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let error = refused.json();
+    assert_eq!(error["kind"], "over_budget");
+    let message = error["error"].as_str().unwrap();
+    assert!(message.contains("would read about") && message.contains("max_cold_bytes of user 'analyst'"), "{message}");
+    let pg_error = psql_as(pg, "analyst", Some("analyst-password"), scan).unwrap_err();
+    assert!(pg_error.contains("would read about"), "psql: {pg_error}");
+    assert_eq!(reads(&node).data_gets, before.data_gets, "a refused query fetched no Parquet");
+    assert_eq!(sql(&node, ANALYST, &rare_query(RARE), false).status, 200, "the narrow query is within the analyst's budget");
+
+    let before = reads(&node);
+    assert_eq!(sql(&node, ADMIN, scan, false).status, 200);
+    let done = reads(&node);
+    let (scan_read, scan_gets) = (done.data_bytes - before.data_bytes, done.data_gets - before.data_gets);
+    let scan_gets_estimate = plan["cold"]["scans"][0]["estimated_gets"].as_u64().unwrap();
+    eprintln!("column scan: estimated {scan_estimate} bytes of Parquet in {scan_gets_estimate} GETs, read {scan_read} in {scan_gets}");
+    assert!(within_twice(scan_gets_estimate, scan_gets), "estimated {scan_gets_estimate} GETs, made {scan_gets}");
+    assert!(within_twice(scan_estimate, scan_read), "estimate {scan_estimate}, read {scan_read}");
     node.terminate(Duration::from_secs(30));
 }

@@ -74,6 +74,8 @@ fn answers_do_not_change_while_data_moves(cold: Cold) {
     if let Cold::Local(dir) = &cold {
         config = node::with_local_cold(&config, dir.path());
     }
+    // No data cache: each query reads from the store, so the test sees which files it reads.
+    let config = config.replacen("[cold]\n", "[cold]\ncache_size = 1\nmemory_cache_size = 1\n", 1);
     let pg = pg_port(&config);
     // Each object the node reads is logged: the test sees which files a query touched.
     let mut node = node::Node::start_env(&config, &[("RUST_LOG", "info,tierlog_cold::metered=debug")]);

@@ -27,6 +27,6 @@ pub use lifecycle::Lifecycle;
 pub use migrate::{Migrated, cold_schema, migrate_generation};
 pub use offsets::OffsetRuns;
 pub use reader::{ColdReader, ColdSnapshot};
-pub use segment::{ParquetFile, sort_by_timestamp, write_parquet};
+pub use segment::{FileLayout, ParquetFile, ROW_GROUP_ROWS, sort_by_timestamp, write_parquet};
 pub use store::{ColdStore, MULTIPART_ABOVE};
 pub use table::{ColdTable, Committed, INDEX_TAG, NewSegment, SegmentFile, register_log_stores};

@@ -18,7 +18,7 @@ use tierlog_hot::{ColumnKind, GenerationHandle, StreamSchema, TableColumn, Table
 use crate::bundle::{PackedBundle, build_bundle, bundle_key};
 use crate::error::{ColdError, Result};
 use crate::offsets::OffsetRuns;
-use crate::segment::{ParquetFile, sort_by_timestamp, write_parquet};
+use crate::segment::{FileLayout, ParquetFile, sort_by_timestamp, write_parquet};
 use crate::store::ColdStore;
 use crate::table::{Backoff, COMMIT_ATTEMPTS, ColdTable, Committed, NewSegment};
 
@@ -123,6 +123,7 @@ pub async fn migrate_generation(
                 parquet_bytes: written.file.bytes.len(),
                 bundle_bytes: written.bundle.as_ref().map_or(0, |b| b.bytes.len()),
                 index_tail: written.bundle.as_ref().map(|b| b.tail_len),
+                layout: written.file.layout.clone(),
                 stats: written.file.stats,
                 offsets: written.offsets.to_tag(),
             };
@@ -141,6 +142,7 @@ pub async fn migrate_generation(
             size: done.parquet_bytes as i64,
             index_key: index_key.as_ref().map(ToString::to_string),
             index_tail: done.index_tail,
+            layout: done.layout.clone(),
             stats: done.stats.clone(),
             next_offsets: info.checkpoint.clone(),
             offset_ranges: done.offsets.clone(),
@@ -176,6 +178,7 @@ struct Uploaded {
     parquet_bytes: usize,
     bundle_bytes: usize,
     index_tail: Option<u64>,
+    layout: FileLayout,
     stats: String,
     offsets: String,
 }

@@ -11,16 +11,17 @@ use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, SchemaRef, T
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
+use parquet::file::metadata::{ParquetMetaData, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The column every segment is sorted by.
 pub const TIMESTAMP: &str = "_timestamp";
 
 /// Rows per row group: big enough for good compression, small enough to skip by.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// A Parquet file ready to upload, and what its add action says of it.
 #[derive(Debug)]
@@ -29,6 +30,36 @@ pub struct ParquetFile {
     pub num_rows: usize,
     /// Delta's `stats` JSON: numRecords, minValues, maxValues, nullCount.
     pub stats: String,
+    /// Where its bytes are, for estimates before a query reads it (`tierlog.layout`).
+    pub layout: FileLayout,
+}
+
+/// What a query would read of a Parquet file, known from the writer: the bytes and pages
+/// of each column (all row groups together), and the tail after the column data (page
+/// indexes, bloom filters, footer), which every reader of the file reads first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLayout {
+    pub tail: u64,
+    /// Column → (compressed bytes, data pages).
+    pub columns: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl FileLayout {
+    fn of(metadata: &ParquetMetaData, file_len: u64) -> FileLayout {
+        let mut columns = std::collections::BTreeMap::new();
+        let mut data_end = 0;
+        for (g, group) in metadata.row_groups().iter().enumerate() {
+            for (c, column) in group.columns().iter().enumerate() {
+                let (start, len) = column.byte_range();
+                data_end = data_end.max(start + len);
+                let pages = metadata.offset_index().and_then(|o| o.get(g)?.get(c)).map_or(1, |o| o.page_locations().len().max(1)) as u64;
+                let entry = columns.entry(column.column_path().string()).or_insert((0, 0));
+                entry.0 += len;
+                entry.1 += pages;
+            }
+        }
+        FileLayout { tail: file_len.saturating_sub(data_end), columns }
+    }
 }
 
 /// `batches` (of `schema`) as one batch sorted by `_timestamp`: the order of a
@@ -59,8 +90,9 @@ pub fn write_parquet(sorted: &RecordBatch, keywords: &[&str]) -> Result<ParquetF
     let mut bytes = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), Some(properties.build())).map_err(|e| e.to_string())?;
     writer.write(sorted).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(ParquetFile { bytes, num_rows: sorted.num_rows(), stats: delta_stats(sorted).to_string() })
+    let metadata = writer.close().map_err(|e| e.to_string())?;
+    let layout = FileLayout::of(&metadata, bytes.len() as u64);
+    Ok(ParquetFile { bytes, num_rows: sorted.num_rows(), stats: delta_stats(sorted).to_string(), layout })
 }
 
 /// Delta statistics of `batch`: counts for every column, min/max for numbers and times.
@@ -137,9 +169,13 @@ mod tests {
         assert_eq!(stats["minValues"][TIMESTAMP], "1970-01-01T00:00:01.000Z");
         assert_eq!(stats["maxValues"][TIMESTAMP], "1970-01-01T00:00:03.000Z");
         assert_eq!(stats["nullCount"]["level"], 1);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.bytes)).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.bytes.clone())).unwrap();
         let metadata = reader.metadata().clone();
         let column = metadata.row_group(0).column(0);
+        let data_end = metadata.row_group(0).columns().iter().map(|c| c.byte_range().0 + c.byte_range().1).max().unwrap();
+        assert_eq!(file.layout.tail, file.bytes.len() as u64 - data_end, "the tail starts where column data ends");
+        assert_eq!(file.layout.columns["_offset"].0 as i64, metadata.row_group(0).column(1).compressed_size());
+        assert_eq!(file.layout.columns.len(), 3);
         assert!(matches!(column.compression(), Compression::ZSTD(_)));
         assert!(metadata.row_group(0).column(2).bloom_filter_offset().is_some(), "keywords have bloom filters");
         assert!(metadata.row_group(0).sorting_columns().is_some());

@@ -26,6 +26,7 @@ use url::Url;
 
 use crate::error::{ColdError, Result};
 use crate::offsets::OffsetRuns;
+use crate::segment::FileLayout;
 use crate::store::ColdStore;
 
 /// Tags of a segment's add action.
@@ -35,6 +36,8 @@ pub const SCHEMA_TAG: &str = "tierlog.schema";
 pub const INDEX_TAG: &str = "tierlog.index";
 /// Bytes at the end of the index bundle that open it (footer and hotcache).
 pub const INDEX_TAIL_TAG: &str = "tierlog.index_tail";
+/// Where a Parquet file's bytes are ([`FileLayout`] as JSON), for cost estimates.
+pub const LAYOUT_TAG: &str = "tierlog.layout";
 
 /// Registers, once per process, the log store deltalake uses for `s3://` tables: its
 /// default one (every commit a put-if-absent), over the store tierlog hands it. deltalake
@@ -74,6 +77,8 @@ pub struct NewSegment {
     pub index_key: Option<String>,
     /// Its bundle's tail length: one GET of that many bytes opens it.
     pub index_tail: Option<u64>,
+    /// Where the Parquet file's bytes are (`tierlog.layout`).
+    pub layout: FileLayout,
     /// Delta's `stats` JSON (numRecords, minValues, maxValues, nullCount).
     pub stats: String,
     /// Per partition, the next offset after the segment's rows.
@@ -98,6 +103,8 @@ pub struct SegmentFile {
     pub index_key: Option<String>,
     /// Its bundle's tail length, from the `tierlog.index_tail` tag.
     pub index_tail: Option<u64>,
+    /// Where its bytes are, from the `tierlog.layout` tag (`None`: written before it).
+    pub layout: Option<FileLayout>,
     /// When its commit added it (the add action's `modificationTime`), ms since the epoch.
     pub added_ms: i64,
 }
@@ -237,6 +244,7 @@ impl ColdTable {
             let tags = file.add_action().tags;
             let tag = |name: &str| tags.as_ref().and_then(|t| t.get(name).cloned().flatten());
             let (index_key, index_tail) = (tag(INDEX_TAG), tag(INDEX_TAIL_TAG).and_then(|t| t.parse().ok()));
+            let layout = tag(LAYOUT_TAG).and_then(|t| serde_json::from_str(&t).ok());
             out.push(SegmentFile {
                 id: segment_id(&path).to_string(),
                 path,
@@ -245,6 +253,7 @@ impl ColdTable {
                 time_range_us,
                 index_key,
                 index_tail,
+                layout,
                 added_ms: file.modification_time(),
             });
         }
@@ -315,6 +324,9 @@ impl ColdTable {
         ]);
         if let Some(key) = &segment.index_key {
             tags.insert(INDEX_TAG.to_string(), Some(key.clone()));
+        }
+        if let Ok(layout) = serde_json::to_string(&segment.layout) {
+            tags.insert(LAYOUT_TAG.to_string(), Some(layout));
         }
         if let Some(tail) = segment.index_tail {
             tags.insert(INDEX_TAIL_TAG.to_string(), Some(tail.to_string()));

@@ -52,6 +52,7 @@ async fn segment(store: &ColdStore, id: &str, partition: i32, range: std::ops::R
         size: file.bytes.len() as i64,
         index_key: Some(format!("index/logs/{id}.index")),
         index_tail: None,
+        layout: Default::default(),
         stats: file.stats,
         next_offsets,
         offset_ranges: format!(r#"{{"t":{{"{partition}":[{},{}]}}}}"#, range.start, range.end - 1),

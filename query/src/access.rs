@@ -10,9 +10,9 @@ use tierlog_core::config::{ALL_STREAMS, QueryConfig, Secret, UserConfig};
 /// The streams a caller may read, decided once per request or connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
-    /// Every stream: no users are configured, or the user has `streams = ["*"]`.
+    /// Every stream: no users are configured.
     All,
-    /// Only these streams (and their error tables).
+    /// A configured user's streams (and their error tables); `"*"` for every stream.
     Streams { user: String, streams: Arc<BTreeSet<String>> },
 }
 
@@ -21,7 +21,7 @@ impl Grant {
     pub fn allows(&self, stream: &str) -> bool {
         match self {
             Grant::All => true,
-            Grant::Streams { streams, .. } => streams.contains(stream),
+            Grant::Streams { streams, .. } => streams.contains(stream) || streams.contains(ALL_STREAMS),
         }
     }
 
@@ -55,13 +55,10 @@ impl Access {
         Access { users: Arc::new(users) }
     }
 
-    /// The grant a configured user holds.
+    /// The grant a configured user holds; `"*"` among its streams covers them all, and
+    /// the grant still names the user (whose own settings, like `max_cold_bytes`, apply).
     pub fn grant_for(user: &UserConfig) -> Grant {
-        if user.streams.iter().any(|s| s == ALL_STREAMS) {
-            Grant::All
-        } else {
-            Grant::Streams { user: user.name.clone(), streams: Arc::new(user.streams.iter().cloned().collect()) }
-        }
+        Grant::Streams { user: user.name.clone(), streams: Arc::new(user.streams.iter().cloned().collect()) }
     }
 
     /// No users configured: everything is allowed without credentials.
@@ -120,6 +117,7 @@ mod tests {
             token: token.map(Secret::new),
             password: password.map(Secret::new),
             streams: streams.iter().map(|s| s.to_string()).collect(),
+            max_cold_bytes: None,
         };
         Access::new(&QueryConfig {
             users: vec![
@@ -143,7 +141,9 @@ mod tests {
         assert_eq!(a.bearer(None), Err(Denied::MissingToken));
         assert_eq!(a.bearer(Some("Basic abc")), Err(Denied::MissingToken));
         assert_eq!(a.bearer(Some("Bearer token-ops-")), Err(Denied::InvalidToken));
-        assert_eq!(a.bearer(Some("Bearer token-ops-1")), Ok(Grant::All));
+        let ops = a.bearer(Some("Bearer token-ops-1")).unwrap();
+        assert_eq!(ops.user(), Some("ops"), "a \"*\" grant still names its user");
+        assert!(ops.allows("app") && ops.allows("secret"));
         let bi = a.bearer(Some("Bearer token-bi-22")).unwrap();
         assert!(bi.allows("app") && bi.allows("web") && !bi.allows("secret"));
     }

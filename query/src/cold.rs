@@ -3,6 +3,7 @@
 //! handed to the Parquet reader (statistics, page index, bloom filters), and `match()`
 //! answered by each segment's index bundle as a row selection of its file.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,12 +26,16 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::{StreamExt, TryStreamExt};
 use tantivy::DocId;
 use tierlog_cold::{ColdReader, ColdSnapshot, SegmentFile};
+use tierlog_core::units::ByteSize;
 
 use crate::pushdown::{self, Pushdown};
 use crate::table::TIER_COLUMN;
 
 /// Where the engine finds the cold store: every data key is relative to it.
 pub const COLD_STORE_URL: &str = "tierlog://cold";
+
+/// What DataFusion reads of a Parquet file's end at once (`metadata_size_hint`).
+const FOOTER_PREFETCH: u64 = 512 << 10;
 
 /// Bundles fetched at once while planning a `match()` over cold segments.
 const BUNDLES_IN_FLIGHT: usize = 4;
@@ -79,6 +84,7 @@ impl ColdScan<'_> {
         if files.is_empty() {
             return Ok(None);
         }
+        let estimate = self.estimate(&selected);
         let read = files.len();
         let groups = files.into_iter().map(|f| FileGroup::new(vec![f])).collect();
         let file_schema = Arc::new(Schema::new(self.schema.fields()[..self.schema.fields().len() - 1].to_vec()));
@@ -105,8 +111,54 @@ impl ColdScan<'_> {
             table: self.table.to_string(),
             version: self.snapshot.version,
             counts: FileCounts { total, by_time, without_hits, read },
+            estimate,
             input,
         })))
+    }
+
+    /// What reading `selected` (each file with its index hits, if searched) will fetch,
+    /// from the add actions' layout tags: each file's tail (footer, page index, bloom
+    /// filters), and of each column the query projects or filters on, the whole chunk,
+    /// or with hits at most one page per hit. A file without a layout counts whole.
+    fn estimate(&self, selected: &[(&SegmentFile, Option<Vec<DocId>>)]) -> ColdEstimate {
+        let mut columns: BTreeSet<String> =
+            self.projection.iter().filter_map(|&i| self.schema.fields().get(i)).map(|f| f.name().clone()).collect();
+        for filter in self.filters.iter().filter(|f| !pushdown::is_text_query(f)) {
+            columns.extend(filter.column_refs().into_iter().map(|c| c.name.clone()));
+        }
+        columns.remove(TIER_COLUMN);
+        let mut estimate = ColdEstimate::default();
+        for (file, hits) in selected {
+            if hits.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let (bytes, gets) = match &file.layout {
+                None => {
+                    estimate.without_layout += 1;
+                    (file.bytes, 3)
+                }
+                Some(layout) => {
+                    let chunks: u64 = columns
+                        .iter()
+                        .filter_map(|c| layout.columns.get(c))
+                        .map(|&(bytes, pages)| match hits {
+                            Some(docs) => bytes.min((docs.len() as u64).min(pages) * bytes.div_ceil(pages.max(1))),
+                            None => bytes,
+                        })
+                        .sum();
+                    // DataFusion reads the last `metadata_size_hint` bytes (512 KiB) with
+                    // the footer in one request, and then column data a row group at a
+                    // time; a file within the hint is read in that one request.
+                    let row_groups = file.rows.div_ceil(tierlog_cold::ROW_GROUP_ROWS as u64).max(1);
+                    let data_gets = if chunks > 0 && file.bytes > FOOTER_PREFETCH { row_groups } else { 0 };
+                    (layout.tail + chunks, 1 + data_gets)
+                }
+            };
+            estimate.files.push(file.id.clone());
+            estimate.bytes += bytes;
+            estimate.gets += gets;
+        }
+        estimate
     }
 
     /// Whether a file's `_timestamp` statistics overlap the query's bounds (a file
@@ -130,7 +182,7 @@ impl ColdScan<'_> {
         let mut docs = bundle
             .search(&terms, search)
             .await
-            .map_err(|e| DataFusionError::Execution(format!("cold segment {} of {}: {e}", file.id, self.table)))??;
+            .map_err(|e| DataFusionError::External(format!("cold segment {} of {}: {e}", file.id, self.table).into()))??;
         docs.dedup();
         Ok((file, Some(docs)))
     }
@@ -170,6 +222,33 @@ fn row_selection(docs: &[DocId], rows: usize) -> RowSelection {
     RowSelection::from(selectors)
 }
 
+/// What the cold part of a scan will fetch from the store, estimated while planning,
+/// before any Parquet byte is read. The caches may hold some of it: then less is fetched.
+#[derive(Debug, Clone, Default)]
+pub struct ColdEstimate {
+    /// The segments it reads (those without index hits are left out).
+    pub files: Vec<String>,
+    pub bytes: u64,
+    pub gets: u64,
+    /// Files written before layout tags, counted whole.
+    pub without_layout: usize,
+}
+
+impl ColdEstimate {
+    /// The estimates of every cold scan in `plan`, with their tables.
+    pub fn of_plan(plan: &Arc<dyn ExecutionPlan>) -> Vec<(String, ColdEstimate)> {
+        let mut out = Vec::new();
+        let mut stack = vec![Arc::clone(plan)];
+        while let Some(node) = stack.pop() {
+            if let Some(scan) = node.downcast_ref::<ColdScanExec>() {
+                out.push((scan.table.clone(), scan.estimate.clone()));
+            }
+            stack.extend(node.children().into_iter().cloned());
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct FileCounts {
     total: usize,
@@ -184,6 +263,7 @@ struct ColdScanExec {
     table: String,
     version: Option<u64>,
     counts: FileCounts,
+    estimate: ColdEstimate,
     input: Arc<dyn ExecutionPlan>,
 }
 
@@ -195,7 +275,17 @@ impl DisplayAs for ColdScanExec {
         if without_hits > 0 {
             write!(f, ", {without_hits} without index hits")?;
         }
-        write!(f, ")")
+        let ColdEstimate { files, bytes, gets, without_layout } = &self.estimate;
+        write!(f, "), estimate: {} in {gets} GETs", ByteSize(*bytes))?;
+        if *without_layout > 0 {
+            write!(f, " ({without_layout} files counted whole: written before layout tags)")?;
+        }
+        const LISTED: usize = 20;
+        write!(f, ", segments=[{}", files.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", "))?;
+        if files.len() > LISTED {
+            write!(f, ", … {} more", files.len() - LISTED)?;
+        }
+        write!(f, "]")
     }
 }
 
@@ -229,7 +319,13 @@ impl ExecutionPlan for ColdScanExec {
             return Err(DataFusionError::Internal(format!("ColdScanExec takes one child, not {}", children.len())));
         };
         let input = children.remove(0);
-        Ok(Arc::new(ColdScanExec { table: self.table.clone(), version: self.version, counts: self.counts, input }))
+        Ok(Arc::new(ColdScanExec {
+            table: self.table.clone(),
+            version: self.version,
+            counts: self.counts,
+            estimate: self.estimate.clone(),
+            input,
+        }))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {

@@ -23,6 +23,7 @@ use tierlog_cold::{ColdReader, ColdSnapshot};
 use tierlog_hot::{HotCatalog, StreamSchema, TableKind};
 use tokio::sync::mpsc;
 
+use crate::budget::ColdBudget;
 use crate::access::{Access, Grant};
 use crate::cold::COLD_STORE_URL;
 use crate::error::{ErrorKind, QueryError};
@@ -158,12 +159,14 @@ impl QueryEngine {
             }
         }
         let mut sessions = HashMap::new();
-        sessions.insert(None, session(&runtime, &tables, &Grant::All)?);
+        let node_budget = ColdBudget { bytes: limits.max_cold_bytes.0, setting: "query.max_cold_bytes".into() };
+        sessions.insert(None, session(&runtime, &tables, &Grant::All, node_budget.clone())?);
         for user in &limits.users {
-            let grant = Access::grant_for(user);
-            if grant != Grant::All {
-                sessions.insert(Some(user.name.clone()), session(&runtime, &tables, &grant)?);
-            }
+            let budget = match user.max_cold_bytes {
+                Some(bytes) => ColdBudget { bytes: bytes.0, setting: format!("max_cold_bytes of user '{}'", user.name) },
+                None => node_budget.clone(),
+            };
+            sessions.insert(Some(user.name.clone()), session(&runtime, &tables, &Access::grant_for(user), budget)?);
         }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let query_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -218,6 +221,31 @@ impl QueryEngine {
         Ok(Rows { schema, running, engine: self.clone(), max_rows, num_rows: 0, truncated: false })
     }
 
+    /// What `sql` would read, without running it: per tier, the hot generations and the
+    /// cold segments that survive pruning, and the cold bytes and GETs estimated (from
+    /// the segments' layout tags; the caches may hold some), beside the caller's budget.
+    pub async fn explain(&self, sql: &str, grant: &Grant) -> Result<serde_json::Value, QueryError> {
+        let frame = self.read(sql, grant).await?;
+        let budget = frame.task_ctx().session_config().get_extension::<ColdBudget>();
+        let plan = frame.create_physical_plan().await.map_err(|e| self.error(e))?;
+        let cold: Vec<serde_json::Value> = crate::cold::ColdEstimate::of_plan(&plan)
+            .into_iter()
+            .map(|(table, e)| {
+                serde_json::json!({
+                    "table": table, "segments": e.files, "estimated_bytes": e.bytes, "estimated_gets": e.gets,
+                    "segments_without_layout": e.without_layout,
+                })
+            })
+            .collect();
+        let cold_bytes: u64 = cold.iter().filter_map(|c| c["estimated_bytes"].as_u64()).sum();
+        Ok(serde_json::json!({
+            "hot": { "generations": crate::table::hot_generations(&plan) },
+            "cold": { "scans": cold, "estimated_bytes": cold_bytes, "estimate": true },
+            "budget": budget.map(|b| serde_json::json!({ "bytes": b.bytes, "setting": b.setting, "over": cold_bytes > b.bytes })),
+            "plan": datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string(),
+        }))
+    }
+
     /// Runs a checked read's batches on the query threads, under the timeout (or the
     /// session's shorter one), counted in the query metrics.
     pub(crate) fn start(
@@ -227,7 +255,17 @@ impl QueryEngine {
         started: Instant,
         session_timeout: Option<std::time::Duration>,
     ) -> Running<Result<RecordBatch, DataFusionError>> {
-        let batches = futures::stream::once(frame.execute_stream()).try_flatten();
+        // Planned here rather than in execute_stream: the cold budget is checked on the
+        // physical plan, whose cold scans estimated what they will read.
+        let batches = futures::stream::once(async move {
+            let task = Arc::new(frame.task_ctx());
+            let plan = frame.create_physical_plan().await?;
+            if let Some(budget) = task.session_config().get_extension::<ColdBudget>() {
+                crate::budget::check(&plan, &budget)?;
+            }
+            datafusion::physical_plan::execute_stream(plan, task)
+        })
+        .try_flatten();
         self.spawn(batches, protocol, started, session_timeout, |b| b.is_err())
     }
 
@@ -373,10 +411,14 @@ fn session(
     runtime: &Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     tables: &[(String, String, Arc<StreamTable>)],
     grant: &Grant,
+    budget: ColdBudget,
 ) -> Result<SessionContext, QueryError> {
     let internal = |e: &dyn std::fmt::Display| QueryError::new(ErrorKind::Internal, format!("cannot build the SQL session: {e}"));
     // Clients see the catalog as the database `tierlog` (psql -d tierlog, DBeaver).
-    let config = SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, "public");
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, "public")
+        .with_extension(Arc::new(budget));
     let mut ctx = SessionContext::new_with_config_rt(config, Arc::clone(runtime));
     for udf in crate::pushdown::udfs() {
         ctx.register_udf(udf);

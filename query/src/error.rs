@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Timeout,
     /// The memory pool (`query.memory_limit`, shared by all queries) is exhausted.
     ResourcesExhausted,
+    /// The query would read more cold bytes than its budget (`query.max_cold_bytes`).
+    OverBudget,
     /// A failure of tierlog itself (reading an index, the object store): not the caller's.
     Internal,
 }
@@ -61,6 +63,8 @@ impl ErrorKind {
             ErrorKind::Timeout => (S::GATEWAY_TIMEOUT, "57014", "timeout"), // query_canceled
             // out_of_memory; 503 as the pool is shared: the query may pass on a quieter node.
             ErrorKind::ResourcesExhausted => (S::SERVICE_UNAVAILABLE, "53200", "resources_exhausted"),
+            // program_limit_exceeded: the same query passes with a narrower range.
+            ErrorKind::OverBudget => (S::UNPROCESSABLE_ENTITY, "54000", "over_budget"),
             ErrorKind::Internal => (S::INTERNAL_SERVER_ERROR, "XX000", "internal"),
         }
     }
@@ -128,6 +132,7 @@ fn kind_of(e: &DataFusionError) -> ErrorKind {
             arrow::error::ArrowError::IoError(..) | arrow::error::ArrowError::ExternalError(_) => ErrorKind::Internal,
             _ => ErrorKind::Data,
         },
+        DataFusionError::External(e) if e.downcast_ref::<crate::budget::OverBudget>().is_some() => ErrorKind::OverBudget,
         // Our readers report index and store failures as External.
         _ => ErrorKind::Internal,
     }

@@ -78,6 +78,9 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
 #[derive(serde::Deserialize)]
 struct SqlParams {
     format: Option<String>,
+    /// `true`: what the statement would read, instead of its rows.
+    #[serde(default)]
+    explain: bool,
 }
 
 /// `POST /api/v1/sql` with `{"sql": "…"}` or the statement as plain text. JSON (columns,
@@ -105,6 +108,12 @@ async fn sql(
         },
         _ => body,
     };
+    if params.explain {
+        return match state.engine.explain(&statement, &grant).await {
+            Ok(plan) => Json(plan).into_response(),
+            Err(e) => query_error(&e).into_response(),
+        };
+    }
     let max_rows = state.max_result_rows;
     let mut rows = match state.engine.sql_rows(&statement, &grant, Protocol::Http, Some(max_rows)).await {
         Ok(r) => r,

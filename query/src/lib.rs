@@ -4,6 +4,7 @@
 //! time-range pushdown, the HTTP API and the PostgreSQL wire protocol (DESIGN.md §6).
 
 mod access;
+mod budget;
 mod cold;
 mod engine;
 mod error;

@@ -112,11 +112,12 @@ impl TableProvider for StreamTable {
         // Skip hot segments outside the time bounds before reading anything.
         let mut segments = Vec::new();
         for generation in generations.iter().filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {
+            let id: Arc<str> = Arc::from(generation.meta.id.as_str());
             let searcher = generation.searcher();
             let queries = Arc::new(pushdown.parse(&searcher)?);
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
                 if pushdown.may_match_time(segment) {
-                    segments.push(SegmentScan { searcher: searcher.clone(), ord, queries: Arc::clone(&queries) });
+                    segments.push(SegmentScan { generation: Arc::clone(&id), searcher: searcher.clone(), ord, queries: Arc::clone(&queries) });
                 }
             }
         }
@@ -142,6 +143,8 @@ impl TableProvider for StreamTable {
 /// One pinned segment to read, and the full-text queries its rows must match.
 #[derive(Debug, Clone)]
 struct SegmentScan {
+    /// Its generation's id, for plans.
+    generation: Arc<str>,
     searcher: Searcher,
     ord: usize,
     queries: Arc<Vec<Box<dyn Query>>>,
@@ -309,9 +312,35 @@ impl HotScanExec {
     }
 }
 
+impl HotScanExec {
+    /// The generations it reads, in order, each once.
+    fn generations(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for segment in &self.segments {
+            if out.last().is_none_or(|g| **g != *segment.generation) {
+                out.push(segment.generation.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// The hot generations every hot scan in `plan` reads.
+pub(crate) fn hot_generations(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![Arc::clone(plan)];
+    while let Some(node) = stack.pop() {
+        if let Some(scan) = node.downcast_ref::<HotScanExec>() {
+            out.extend(scan.generations());
+        }
+        stack.extend(node.children().into_iter().cloned());
+    }
+    out
+}
+
 impl DisplayAs for HotScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HotScanExec: segments={}, limit={:?}", self.segments.len(), self.limit)?;
+        write!(f, "HotScanExec: segments={}, generations=[{}], limit={:?}", self.segments.len(), self.generations().join(", "), self.limit)?;
         if let Some(order) = &self.order {
             write!(f, ", order={order}")?;
         }

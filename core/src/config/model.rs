@@ -33,6 +33,9 @@ pub struct QueryConfig {
     pub timeout: HumanDuration,
     /// Rows an HTTP answer holds at most; the answer says when it was cut.
     pub max_result_rows: u64,
+    /// Cold bytes one query may read, estimated before it reads any: a query over it
+    /// is refused, saying what it would read. A user's own `max_cold_bytes` overrides it.
+    pub max_cold_bytes: ByteSize,
     /// Who may query. Empty (the default): anyone who reaches the ports. With any user
     /// configured, HTTP needs a bearer token and the PostgreSQL wire a password.
     pub users: Vec<UserConfig>,
@@ -44,6 +47,7 @@ impl Default for QueryConfig {
             memory_limit: ByteSize(1 << 30),
             timeout: HumanDuration::secs(60),
             max_result_rows: 100_000,
+            max_cold_bytes: ByteSize(10 << 30),
             users: Vec::new(),
         }
     }
@@ -63,6 +67,9 @@ pub struct UserConfig {
     pub password: Option<Secret>,
     /// Streams this user may read (the error tables come with them); `"*"` for all.
     pub streams: Vec<String>,
+    /// This user's cold byte budget per query, instead of `query.max_cold_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cold_bytes: Option<ByteSize>,
 }
 
 /// The stream list value that grants every stream.
