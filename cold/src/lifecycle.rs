@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use crate::error::{ColdError, Result};
 use crate::explain::{Explainer, Failures};
 use crate::migrate::{cold_schema, migrate_generation};
+use crate::orphans::sweep_orphans;
 use crate::retention::{expire_segments, is_expired, sweep};
 use crate::store::ColdStore;
 use crate::table::ColdTable;
@@ -57,8 +58,15 @@ struct StreamLifecycle {
     /// When to look for removed files to delete next; the epoch at start, so that a
     /// start finishes a sweep a crash cut short.
     next_sweep: SystemTime,
+    /// When to look for orphans next (the epoch at start: once per start, then hourly).
+    next_orphan_sweep: SystemTime,
     counters: StreamCounters,
 }
+
+/// How often the orphan sweep lists the table roots and bundle prefixes.
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// An unreferenced object younger than this may be an upload whose commit is coming.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// One of a stream's cold tables, opened on first use.
 struct TableSlot {
@@ -82,6 +90,7 @@ struct StreamCounters {
     expired_segments: Arc<Counter>,
     expired_rows: Arc<Counter>,
     swept_files: Arc<Counter>,
+    orphans: Arc<Counter>,
     failures: HashMap<Step, Arc<Counter>>,
     version: Arc<Gauge>,
 }
@@ -102,10 +111,11 @@ enum Step {
     DeleteHot,
     Retention,
     Sweep,
+    Orphans,
 }
 
 impl Step {
-    const ALL: [Step; 4] = [Step::Migrate, Step::DeleteHot, Step::Retention, Step::Sweep];
+    const ALL: [Step; 5] = [Step::Migrate, Step::DeleteHot, Step::Retention, Step::Sweep, Step::Orphans];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -113,6 +123,7 @@ impl Step {
             Step::DeleteHot => "delete_hot",
             Step::Retention => "retention",
             Step::Sweep => "sweep",
+            Step::Orphans => "orphans",
         }
     }
 }
@@ -153,6 +164,11 @@ impl StreamCounters {
             swept_files: metrics.counter(
                 "tierlog_lifecycle_swept_segments_total",
                 "Removed cold segments whose Parquet file and bundle were deleted after retention_grace.",
+                &l,
+            ),
+            orphans: metrics.counter(
+                "tierlog_lifecycle_orphans_deleted_total",
+                "Objects under a table root or bundle prefix that no segment referenced, deleted.",
                 &l,
             ),
             failures: Step::ALL
@@ -249,6 +265,7 @@ impl StreamLifecycle {
             retry: HashMap::new(),
             retry_step: HashMap::new(),
             next_sweep: UNIX_EPOCH,
+            next_orphan_sweep: UNIX_EPOCH,
             counters: StreamCounters::new(metrics, &config.name),
             schema,
         }
@@ -400,6 +417,34 @@ impl StreamLifecycle {
         self.retry_step.remove(&Step::Sweep);
         // Removals by other nodes are found within a minute; ours set it sooner.
         self.next_sweep = now + self.retention_grace.min(Duration::from_secs(60));
+        self.sweep_orphans(store, now).await;
+    }
+
+    /// Deletes what no segment references (`orphans.rs`), hourly.
+    async fn sweep_orphans(&mut self, store: &ColdStore, now: SystemTime) {
+        if self.next_orphan_sweep > now || self.is_waiting(Step::Orphans, now) {
+            return;
+        }
+        let min_age = ORPHAN_MIN_AGE.max(self.retention_grace);
+        for kind in TableKind::ALL {
+            let bundles_of = (kind == TableKind::Rows).then_some(self.name.as_str());
+            let TableSlot { name, schema, table, .. } = &mut self.tables[kind as usize];
+            let outcome = match open_table(table, store, name, schema).await {
+                Ok(table) => sweep_orphans(store, table, bundles_of, self.retention_grace, min_age, now).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(orphans) => {
+                    if !orphans.deleted.is_empty() {
+                        self.counters.orphans.add(orphans.deleted.len() as u64);
+                        info!(table = %name, objects = ?orphans.deleted, "deleted objects no segment references");
+                    }
+                }
+                Err(e) => return self.step_failed(Step::Orphans, &e, now),
+            }
+        }
+        self.retry_step.remove(&Step::Orphans);
+        self.next_orphan_sweep = now + ORPHAN_SWEEP_EVERY;
     }
 
     fn is_waiting(&self, step: Step, now: SystemTime) -> bool {

@@ -7,6 +7,7 @@
 //! `after_commit` let tests crash between the steps.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
@@ -101,7 +102,7 @@ pub async fn migrate_generation(
     }
     // What was uploaded, and for which rows: a lost race that leaves the kept rows as
     // they were only needs the commit tried again.
-    let mut uploaded: Option<(BooleanArray, Uploaded)> = None;
+    let mut uploaded: Option<(BooleanArray, Uploaded, Instant)> = None;
     let mut backoff = Backoff::new();
     loop {
         table.refresh().await?;
@@ -109,7 +110,9 @@ pub async fn migrate_generation(
             return Ok(nothing);
         }
         let keep = table.held_offsets()?.unheld(&sorted);
-        if uploaded.as_ref().is_none_or(|(kept, _)| *kept != keep) {
+        // Files that waited long for their commit go up again: the orphan sweep may
+        // take an unreferenced object for a crash's leftover once it is a day old.
+        if uploaded.as_ref().is_none_or(|(kept, _, at)| *kept != keep || at.elapsed() > REUPLOAD_AFTER) {
             let written = {
                 let (stream, sorted, keep) = (stream.clone(), sorted.clone(), keep.clone());
                 tokio::task::spawn_blocking(move || write_segment(&stream, kind, &sorted, &keep))
@@ -133,9 +136,9 @@ pub async fn migrate_generation(
                 store.put(key, bundle.bytes).await?;
                 failpoint::hit("after_bundle_upload");
             }
-            uploaded = Some((keep, done));
+            uploaded = Some((keep, done, Instant::now()));
         }
-        let (_, done) = uploaded.as_ref().expect("uploaded above");
+        let (_, done, _) = uploaded.as_ref().expect("uploaded above");
         let segment = NewSegment {
             id: id.clone(),
             path: path.clone(),
@@ -170,6 +173,9 @@ struct Written {
     bundle: Option<PackedBundle>,
     offsets: OffsetRuns,
 }
+
+/// Uploads older than this are made again before a commit (see `orphans.rs`).
+const REUPLOAD_AFTER: Duration = Duration::from_secs(3600);
 
 /// What the add action needs of the uploaded files.
 struct Uploaded {

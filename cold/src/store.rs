@@ -147,6 +147,12 @@ impl ColdStore {
         self.object_op("multipart upload", key, done)
     }
 
+    /// Every object under `prefix`: for the orphan sweep, never on the query path.
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+        let listed = self.store.list(Some(prefix)).try_collect().await;
+        self.object_op("list", prefix, listed)
+    }
+
     /// Deletes the object at `key`; one already gone is not an error, so a sweep a
     /// crash cut short can simply run again.
     pub async fn delete(&self, key: &Path) -> Result<()> {

@@ -378,10 +378,21 @@ impl ColdTable {
 
     /// Data files (relative paths) that commits removed before `before_ms`.
     pub async fn removed_before(&self, before_ms: i64) -> Result<Vec<String>> {
+        Ok(self.tombstones().await?.into_iter().filter(|(_, removed_ms)| *removed_ms < before_ms).map(|(path, _)| path).collect())
+    }
+
+    /// Every file a commit removed that the log still names, with when (ms since the
+    /// epoch; 0 when the remove action does not say).
+    pub async fn tombstones(&self) -> Result<Vec<(String, i64)>> {
         let snapshot = self.table.snapshot().map_err(|e| self.error(e))?;
         let log_store = self.table.log_store();
         let tombstones: Vec<_> = snapshot.all_tombstones(&*log_store).try_collect().await.map_err(|e| self.error(e))?;
-        Ok(tombstones.iter().filter(|t| t.deletion_timestamp().unwrap_or(0) < before_ms).map(|t| t.path().into_owned()).collect())
+        Ok(tombstones.iter().map(|t| (t.path().into_owned(), t.deletion_timestamp().unwrap_or(0))).collect())
+    }
+
+    /// The table's name: the stream's, or its error table's.
+    pub fn name(&self) -> &str {
+        &self.stream
     }
 
     /// Deletes the data files that commits removed more than `grace` ago (Delta's

@@ -179,3 +179,70 @@ async fn commit_worker() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_on_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    orphans(ColdStore::open(&common::local(dir.path())).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_on_the_s3_server() {
+    let Some((config, _)) = common::s3("cold-orphans") else { return };
+    orphans(ColdStore::open(&config).unwrap()).await;
+}
+
+/// The orphan sweep deletes the planted objects no segment references, once they are
+/// older than its minimum age, and nothing else: not a live segment's files, not those
+/// of a segment removed within the grace period, not the log, not other streams'.
+async fn orphans(store: ColdStore) {
+    use std::time::{Duration, SystemTime};
+    let exists = |key: String| {
+        let store = store.clone();
+        async move { store.read(&store.key(&key)).await.is_ok() }
+    };
+    let mut table = ColdTable::open(&store, "logs", &schema()).await.unwrap();
+    for (id, range) in [("s1", 0..10), ("s2", 10..20)] {
+        let segment = segment(&store, id, 0, range.clone(), range.end).await;
+        assert!(matches!(table.try_commit_segment(&segment).await.unwrap(), Committed::Added(_)));
+        store.put(&store.key(&format!("index/logs/{id}.index")), b"bundle".to_vec()).await.unwrap();
+    }
+    let s1: Vec<_> = table.segment_files().unwrap().into_iter().filter(|f| f.id == "s1").collect();
+    table.remove_segments(&s1, "_offset < 10".into()).await.unwrap().expect("s1 removed");
+    let orphans = ["tables/logs/date=2023-11-14/hour=22/orphan-a.parquet", "index/logs/orphan-a.index", "index/logs/never-committed.index"];
+    let others = ["tables/other/date=2023-11-14/hour=22/y.parquet", "index/other/x.index", "_probe/z"];
+    for key in orphans.iter().chain(&others) {
+        store.put(&store.key(key), b"planted".to_vec()).await.unwrap();
+    }
+    let version = table.version();
+    let grace = Duration::from_secs(3600);
+
+    let young = tierlog_cold::sweep_orphans(&store, &table, Some("logs"), grace, Duration::from_secs(3600), SystemTime::now()).await.unwrap();
+    assert!(young.deleted.is_empty(), "nothing younger than the minimum age: {:?}", young.deleted);
+    assert_eq!(young.young, orphans.len());
+
+    let swept = tierlog_cold::sweep_orphans(&store, &table, Some("logs"), grace, Duration::ZERO, SystemTime::now()).await.unwrap();
+    let mut deleted = swept.deleted.clone();
+    deleted.sort();
+    let mut planted: Vec<String> = orphans.iter().map(|k| store.key(k).to_string()).collect();
+    planted.sort();
+    assert_eq!(deleted, planted, "exactly the planted orphans");
+    for key in orphans {
+        assert!(!exists(key.to_string()).await, "{key} deleted");
+    }
+    let referenced = ["index/logs/s1.index", "index/logs/s2.index", "tables/logs/date=2023-11-14/hour=22/s1.parquet", "tables/logs/date=2023-11-14/hour=22/s2.parquet"];
+    for key in referenced.iter().chain(&others) {
+        assert!(exists(key.to_string()).await, "{key} kept");
+    }
+    table.refresh().await.unwrap();
+    assert_eq!(table.version(), version, "the log is untouched");
+
+    // Past the grace period, the removed segment's files are orphans too.
+    let later = SystemTime::now() + Duration::from_secs(1);
+    let past = tierlog_cold::sweep_orphans(&store, &table, Some("logs"), Duration::ZERO, Duration::ZERO, later).await.unwrap();
+    let mut deleted = past.deleted.clone();
+    deleted.sort();
+    assert_eq!(deleted, vec![store.key(referenced[0]).to_string(), store.key(referenced[2]).to_string()], "s1's bundle and file");
+    assert!(exists(referenced[1].to_string()).await && exists(referenced[3].to_string()).await, "the live segment's files stay");
+    assert_eq!(table.segment_files().unwrap().len(), 1);
+}
