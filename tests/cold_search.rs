@@ -182,6 +182,8 @@ fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
     assert!(pg_error.contains("would read about"), "psql: {pg_error}");
     assert_eq!(reads(&node).data_gets, before.data_gets, "a refused query fetched no Parquet");
     assert_eq!(sql(&node, ANALYST, &rare_query(RARE), false).status, 200, "the narrow query is within the analyst's budget");
+    let peek = sql(&node, ANALYST, "SELECT message FROM access LIMIT 5", false);
+    assert_eq!((peek.status, peek.json()["num_rows"].as_u64()), (200, Some(5)), "a limit stops at the first file: {}", peek.body);
 
     let before = reads(&node);
     assert_eq!(sql(&node, ADMIN, scan, false).status, 200);

@@ -119,7 +119,10 @@ impl ColdScan<'_> {
     /// What reading `selected` (each file with its index hits, if searched) will fetch,
     /// from the add actions' layout tags: each file's tail (footer, page index, bloom
     /// filters), and of each column the query projects or filters on, the whole chunk,
-    /// or with hits at most one page per hit. A file without a layout counts whole.
+    /// or with hits at most one page per hit. A file without a layout counts whole. With
+    /// a limit the scan stops once it has read that many rows (DataFusion pushes a limit
+    /// into the scan only when no filter is left above it), so later files are not
+    /// counted.
     fn estimate(&self, selected: &[(&SegmentFile, Option<Vec<DocId>>)]) -> ColdEstimate {
         let mut columns: BTreeSet<String> =
             self.projection.iter().filter_map(|&i| self.schema.fields().get(i)).map(|f| f.name().clone()).collect();
@@ -128,10 +131,15 @@ impl ColdScan<'_> {
         }
         columns.remove(TIER_COLUMN);
         let mut estimate = ColdEstimate::default();
+        let mut rows = 0;
         for (file, hits) in selected {
             if hits.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
+            if self.limit.is_some_and(|limit| rows >= limit as u64) {
+                break;
+            }
+            rows += hits.as_ref().map_or(file.rows, |docs| docs.len() as u64);
             let (bytes, gets) = match &file.layout {
                 None => {
                     estimate.without_layout += 1;
