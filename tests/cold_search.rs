@@ -3,7 +3,7 @@
 //! ranged GETs per segment, finds exactly the rows the input holds, and a second run is
 //! answered from the caches without a single GET. `?explain=true` estimates the cold
 //! bytes a query reads within 2× of what it then reads, and a user's cold byte budget
-//! refuses a larger query before any Parquet GET, over HTTP and psql alike.
+//! refuses a larger query before any Parquet GET, over HTTP, psql and psycopg alike.
 
 mod support;
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::cold::{delta_read, s3_objects};
 use support::kafka::{create_topic, lines, produce_all};
-use support::psql::{pg_port, psql_as};
+use support::psql::{pg_port, psql_as, psycopg};
 use support::{dataset, http, node, services, unique_topic, wait_for};
 
 const ADMIN: &str = "admin-token-1";
@@ -180,6 +180,15 @@ fn a_rare_term_over_twenty_cold_segments_reads_a_few_ranges_and_then_none() {
     assert!(message.contains("would read about") && message.contains("max_cold_bytes of user 'analyst'"), "{message}");
     let pg_error = psql_as(pg, "analyst", Some("analyst-password"), scan).unwrap_err();
     assert!(pg_error.contains("would read about"), "psql: {pg_error}");
+    // The driver's extended protocol, prepared and as a server-side cursor: the same gate.
+    let steps = serde_json::json!([
+        { "sql": scan, "prepare": true },
+        { "sql": scan, "cursor": "scan" },
+        { "sql": rare_query(RARE), "prepare": true },
+    ]);
+    let answers = psycopg(pg, "analyst", Some("analyst-password"), steps);
+    assert_eq!((&answers[0]["sqlstate"], &answers[1]["sqlstate"]), (&serde_json::json!("54000"), &serde_json::json!("54000")), "{answers:?}");
+    assert_eq!(answers[2]["rows"].as_array().map(Vec::len), Some(7), "{answers:?}");
     assert_eq!(reads(&node).data_gets, before.data_gets, "a refused query fetched no Parquet");
     assert_eq!(sql(&node, ANALYST, &rare_query(RARE), false).status, 200, "the narrow query is within the analyst's budget");
     let peek = sql(&node, ANALYST, "SELECT message FROM access LIMIT 5", false);
