@@ -97,29 +97,42 @@ impl ColdCache {
         }
     }
 
+    /// The bytes cached under `key` in any tier (a disk hit is kept in memory too).
+    pub async fn get(&self, kind: Kind, key: &str) -> Option<Bytes> {
+        let (memory, memory_metrics) = self.memory_tier(kind);
+        if let Some(bytes) = memory.get(key).await {
+            memory_metrics.hits.inc();
+            return Some(bytes);
+        }
+        memory_metrics.misses.inc();
+        let disk_metrics = &self.metrics[2];
+        let Some(bytes) = self.disk.get(key).await else {
+            disk_metrics.misses.inc();
+            return None;
+        };
+        disk_metrics.hits.inc();
+        memory.put(key, bytes.clone()).await;
+        self.update_gauges();
+        Some(bytes)
+    }
+
+    /// Keeps `bytes` under `key` in the memory tier of `kind` and on disk.
+    pub async fn put(&self, kind: Kind, key: &str, bytes: Bytes) {
+        self.memory_tier(kind).0.put(key, bytes.clone()).await;
+        self.disk.put(key, bytes).await;
+        self.update_gauges();
+    }
+
     /// The bytes cached under `key`, or those `fetch` returns, then kept.
     pub async fn get_or_fetch<F, E>(&self, kind: Kind, key: &str, fetch: F) -> Result<Bytes, E>
     where
         F: Future<Output = Result<Bytes, E>>,
     {
-        let (memory, memory_metrics) = self.memory_tier(kind);
-        let disk_metrics = &self.metrics[2];
-        if let Some(bytes) = memory.get(key).await {
-            memory_metrics.hits.inc();
+        if let Some(bytes) = self.get(kind, key).await {
             return Ok(bytes);
         }
-        memory_metrics.misses.inc();
-        if let Some(bytes) = self.disk.get(key).await {
-            disk_metrics.hits.inc();
-            memory.put(key, bytes.clone()).await;
-            self.update_gauges();
-            return Ok(bytes);
-        }
-        disk_metrics.misses.inc();
         let bytes = fetch.await?;
-        memory.put(key, bytes.clone()).await;
-        self.disk.put(key, bytes.clone()).await;
-        self.update_gauges();
+        self.put(kind, key, bytes.clone()).await;
         Ok(bytes)
     }
 

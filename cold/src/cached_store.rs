@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
@@ -16,9 +16,6 @@ use object_store::{
 };
 
 use crate::cache::{ColdCache, Kind};
-
-/// Ranges of one file fetched at once.
-const RANGES_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct CachedStore {
@@ -32,9 +29,12 @@ impl CachedStore {
     }
 
     async fn range(&self, location: &Path, range: Range<u64>) -> Result<Bytes> {
-        let key = format!("{location}@{}-{}", range.start, range.end);
-        self.cache.get_or_fetch(Kind::Data, &key, self.inner.get_range(location, range.clone())).await
+        self.cache.get_or_fetch(Kind::Data, &range_key(location, &range), self.inner.get_range(location, range.clone())).await
     }
+}
+
+fn range_key(location: &Path, range: &Range<u64>) -> String {
+    format!("{location}@{}-{}", range.start, range.end)
 }
 
 impl fmt::Display for CachedStore {
@@ -75,8 +75,28 @@ impl ObjectStore for CachedStore {
         })
     }
 
+    /// Cached ranges from the cache; the others in one call to the store, which
+    /// coalesces neighbours into fewer requests, then kept.
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        stream::iter(ranges.iter().cloned().map(|range| self.range(location, range))).buffered(RANGES_IN_FLIGHT).try_collect().await
+        let keys: Vec<String> = ranges.iter().map(|r| range_key(location, r)).collect();
+        let mut found = Vec::with_capacity(ranges.len());
+        for key in &keys {
+            found.push(self.cache.get(Kind::Data, key).await);
+        }
+        let missing: Vec<Range<u64>> = ranges.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(r, _)| r.clone()).collect();
+        let mut fetched = if missing.is_empty() { Vec::new() } else { self.inner.get_ranges(location, &missing).await? }.into_iter();
+        let mut out = Vec::with_capacity(ranges.len());
+        for (key, hit) in keys.iter().zip(found) {
+            match hit {
+                Some(bytes) => out.push(bytes),
+                None => {
+                    let bytes = fetched.next().expect("one answer per missing range");
+                    self.cache.put(Kind::Data, key, bytes.clone()).await;
+                    out.push(bytes);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
