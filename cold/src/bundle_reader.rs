@@ -124,8 +124,8 @@ impl Bundle {
 
     fn assemble(footer: Footer, hot: Slices, source: Source, record: bool) -> Result<Bundle, String> {
         let files = footer.files.iter().map(|(name, &(start, end))| (PathBuf::from(name), start..end)).collect();
-        let recorded = Mutex::new(record.then(Vec::new));
-        let files = Arc::new(Files { files, hot, source, warmed: Mutex::default(), missed: Mutex::default(), recorded });
+        let files =
+            Arc::new(Files { files, hot, source, warmed: Mutex::default(), missed: Mutex::default(), record, recorded: Mutex::default() });
         let index = Index::open(BundleDirectory { files: Arc::clone(&files) }).map_err(|e| format!("the bundle's index does not open: {e}"))?;
         let reader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e: tantivy::TantivyError| e.to_string())?;
@@ -142,7 +142,7 @@ impl Bundle {
 
     /// Ranges recorded by [`Bundle::open_recording`], per file, merged and sorted.
     pub(crate) fn recorded_reads(&self) -> Vec<(String, u64, u64)> {
-        let recorded = self.files.recorded.lock().expect("bundle lock poisoned").clone().unwrap_or_default();
+        let recorded = self.files.recorded.lock().expect("bundle lock poisoned").clone();
         let mut by_file: BTreeMap<PathBuf, Vec<Range<usize>>> = BTreeMap::new();
         for (file, range) in recorded {
             by_file.entry(file).or_default().push(range);
@@ -276,7 +276,10 @@ struct Files {
     /// Synchronous reads of bytes not at hand, since the last search round.
     missed: Mutex<Vec<(PathBuf, Range<usize>)>>,
     /// While building the hotcache: every read.
-    recorded: Mutex<Option<Vec<(PathBuf, Range<usize>)>>>,
+    /// Whether reads are recorded: only while building the hotcache, so searches never
+    /// take this lock.
+    record: bool,
+    recorded: Mutex<Vec<(PathBuf, Range<usize>)>>,
 }
 
 fn find(slices: &[(usize, OwnedBytes)], range: &Range<usize>) -> Option<OwnedBytes> {
@@ -293,8 +296,8 @@ impl Files {
 
     /// The bytes `range` of `path` if at hand: in memory, the hotcache, or warmed.
     fn at_hand(&self, path: &Path, in_bundle: &Range<u64>, range: &Range<usize>) -> Option<OwnedBytes> {
-        if let Some(recorded) = self.recorded.lock().expect("bundle lock poisoned").as_mut() {
-            recorded.push((path.to_path_buf(), range.clone()));
+        if self.record {
+            self.recorded.lock().expect("bundle lock poisoned").push((path.to_path_buf(), range.clone()));
         }
         match &self.source {
             Source::Memory(bytes) => {

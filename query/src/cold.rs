@@ -246,14 +246,20 @@ impl ColdEstimate {
     /// The estimates of every cold scan in `plan`, with their tables.
     pub fn of_plan(plan: &Arc<dyn ExecutionPlan>) -> Vec<(String, ColdEstimate)> {
         let mut out = Vec::new();
-        let mut stack = vec![Arc::clone(plan)];
-        while let Some(node) = stack.pop() {
+        for_each_node(plan, &mut |node| {
             if let Some(scan) = node.downcast_ref::<ColdScanExec>() {
                 out.push((scan.table.clone(), scan.estimate.clone()));
             }
-            stack.extend(node.children().into_iter().cloned());
-        }
+        });
         out
+    }
+}
+
+/// Calls `f` on every node of `plan`, depth first.
+pub(crate) fn for_each_node(plan: &Arc<dyn ExecutionPlan>, f: &mut dyn FnMut(&dyn ExecutionPlan)) {
+    f(plan.as_ref());
+    for child in plan.children() {
+        for_each_node(child, f);
     }
 }
 

@@ -328,13 +328,11 @@ impl HotScanExec {
 /// The hot generations every hot scan in `plan` reads.
 pub(crate) fn hot_generations(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
     let mut out = Vec::new();
-    let mut stack = vec![Arc::clone(plan)];
-    while let Some(node) = stack.pop() {
+    crate::cold::for_each_node(plan, &mut |node| {
         if let Some(scan) = node.downcast_ref::<HotScanExec>() {
             out.extend(scan.generations());
         }
-        stack.extend(node.children().into_iter().cloned());
-    }
+    });
     out
 }
 
