@@ -11,6 +11,7 @@ use serde::Serialize;
 use tierlog_core::config::StreamConfig;
 use tierlog_hot::{GenerationState, HotCatalog, StreamSchema, TableKind};
 
+use crate::compaction::{MergeReason, plan_merges};
 use crate::error::Result;
 use crate::migrate::cold_schema;
 use crate::store::ColdStore;
@@ -89,7 +90,7 @@ impl Explainer {
         let policy = &stream.policy;
         let table = ColdTable::open(&self.store, &stream.name, &cold_schema(&StreamSchema::new(stream), TableKind::Rows)).await?;
         let cold_files = table.segment_files()?;
-        let added_ms: HashMap<&str, i64> = cold_files.iter().map(|f| (f.id.as_str(), f.added_ms)).collect();
+        let added_ms: HashMap<&str, i64> = cold_files.iter().flat_map(|f| f.generations().map(|g| (g, f.added_ms))).collect();
         let mut entries = Vec::new();
         for generation in self.catalog.snapshot(&stream.name) {
             let info = generation.info();
@@ -152,9 +153,32 @@ impl Explainer {
             Some(errors) => errors.segment_files()?,
             None => Vec::new(),
         };
+        // Each segment a merge will take: when, with how many others, and why.
+        let (target, after) = (policy.compaction_target_size.0, policy.compact_after.0);
+        let merges: HashMap<String, (i64, usize, String)> = [&cold_files, &error_files]
+            .into_iter()
+            .flat_map(|files| plan_merges(files, target, after))
+            .flat_map(|m| {
+                let why = match m.reason {
+                    MergeReason::TargetReached => format!("policy.compaction_target_size = {} reached together", policy.compaction_target_size),
+                    MergeReason::Quiet => format!("policy.compact_after = {} after the hour's last new segment", policy.compact_after),
+                    MergeReason::OldBundle => "its bundle predates format 2".to_string(),
+                };
+                let (due, n) = (m.due_ms, m.sources.len());
+                m.sources.into_iter().map(move |s| (s.id, (due, n, why.clone())))
+            })
+            .collect();
         let cold = cold_files.into_iter().map(|f| (&stream.name, f)).chain(error_files.into_iter().map(|f| (&errors_name, f)));
         for (table, file) in cold {
             let newest = file.newest_us().map(|us| UNIX_EPOCH + Duration::from_micros(us.max(0) as u64));
+            let expires = newest.map(|t| t + policy.retention.0);
+            let (next, at, why) = match merges.get(&file.id) {
+                Some((due, n, why)) if expires.is_none_or(|t| ms(*due) < t) => {
+                    let next = if *n > 1 { format!("merge with {} other segments of its hour", n - 1) } else { "rebuild its bundle".to_string() };
+                    (next, Some(ms(*due).max(now)), why.clone())
+                }
+                _ => ("remove (retention)".to_string(), expires, format!("policy.retention = {} after its newest row", policy.retention)),
+            };
             entries.push(Entry {
                 tier: "cold",
                 table: table.clone(),
@@ -163,9 +187,9 @@ impl Explainer {
                 rows: file.rows,
                 bytes: file.bytes,
                 age_s: newest.map_or(0, |t| age(now, t)),
-                next: "remove (retention)".to_string(),
-                at: newest.map(|t| rfc3339(t + policy.retention.0)),
-                why: format!("policy.retention = {} after its newest row", policy.retention),
+                next,
+                at: at.map(rfc3339),
+                why,
                 error: None,
             });
         }

@@ -7,6 +7,7 @@ mod bundle;
 mod bundle_reader;
 mod cache;
 mod cached_store;
+mod compaction;
 mod error;
 mod explain;
 mod lifecycle;
@@ -22,6 +23,7 @@ mod table;
 
 pub use bundle::{PackedBundle, build_bundle};
 pub use bundle_reader::{Bundle, RangeSource};
+pub use compaction::{Compacted, Merge, MergeReason, compact, plan_merges};
 pub use error::{ColdError, Result};
 pub use explain::{Entry, Explainer, Failures, StreamPlan};
 pub use lifecycle::Lifecycle;

@@ -21,6 +21,7 @@ use tierlog_hot::{GenerationHandle, GenerationId, GenerationState, HotCatalog, S
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::compaction::Compactor;
 use crate::error::{ColdError, Result};
 use crate::explain::{Explainer, Failures};
 use crate::migrate::{cold_schema, migrate_generation};
@@ -38,6 +39,8 @@ pub struct Lifecycle {
     failures: Failures,
     catalog: HotCatalog,
     streams: Vec<StreamLifecycle>,
+    /// Runs beside the loop (`compaction.rs`); taken by [`Lifecycle::run`].
+    compactor: Option<Compactor>,
 }
 
 struct StreamLifecycle {
@@ -190,7 +193,8 @@ impl StreamCounters {
 impl Lifecycle {
     pub fn new(config: &Config, store: ColdStore, catalog: HotCatalog, metrics: &Metrics) -> Lifecycle {
         let streams = config.streams.iter().map(|s| StreamLifecycle::new(s, metrics)).collect();
-        Lifecycle { store, failures: Failures::default(), catalog, streams }
+        let compactor = Some(Compactor::new(config, store.clone(), metrics));
+        Lifecycle { store, failures: Failures::default(), catalog, streams, compactor }
     }
 
     /// What `lifecycle explain` reads: the same catalog and store, and this manager's
@@ -215,15 +219,25 @@ impl Lifecycle {
         (shortest / 4).clamp(Duration::from_millis(250), Duration::from_secs(30))
     }
 
-    /// Runs until `stop` says so.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` says so, with the compactor beside it.
+    pub async fn run(mut self, stop: watch::Receiver<bool>) {
+        let compactor = self.compactor.take().map(|c| c.run(stop.clone()));
+        let mut stop = stop;
         let interval = self.interval();
-        loop {
-            self.tick().await;
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.wait_for(|s| *s) => return,
+        let lifecycle = async move {
+            loop {
+                self.tick().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
             }
+        };
+        match compactor {
+            Some(compactor) => {
+                tokio::join!(lifecycle, compactor);
+            }
+            None => lifecycle.await,
         }
     }
 
@@ -307,7 +321,8 @@ impl StreamLifecycle {
         }
         // Error rows are committed before the rows, so the row table decides.
         let added: HashMap<String, i64> = match self.table(store, TableKind::Rows).await.and_then(|t| t.segment_files()) {
-            Ok(files) => files.into_iter().map(|f| (f.id, f.added_ms)).collect(),
+            // A merged segment holds its generations since its own commit, at the latest.
+            Ok(files) => files.iter().flat_map(|f| f.generations().map(|g| (g.to_string(), f.added_ms))).collect(),
             Err(e) => {
                 self.counters.failures[&Step::DeleteHot].inc();
                 warn!(stream = %self.name, error = %e, "cannot list the cold segments; hot copies stay until the next try");
@@ -500,7 +515,7 @@ impl StreamLifecycle {
 }
 
 /// When to try a failed step again, and the wait after that: doubling up to [`MAX_BACKOFF`].
-fn backoff(last: Option<&(SystemTime, Duration)>, now: SystemTime) -> (SystemTime, Duration) {
+pub(crate) fn backoff(last: Option<&(SystemTime, Duration)>, now: SystemTime) -> (SystemTime, Duration) {
     let wait = last.map_or(Duration::from_secs(1), |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
     (now + wait, wait)
 }

@@ -115,7 +115,10 @@ pub async fn migrate_generation(
         if uploaded.as_ref().is_none_or(|(kept, _, at)| *kept != keep || at.elapsed() > REUPLOAD_AFTER) {
             let written = {
                 let (stream, sorted, keep) = (stream.clone(), sorted.clone(), keep.clone());
-                tokio::task::spawn_blocking(move || write_segment(&stream, kind, &sorted, &keep))
+                tokio::task::spawn_blocking(move || {
+                    let rows = filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())?;
+                    write_segment(&stream, kind, &rows)
+                })
                     .await
                     .map_err(|e| failed(format!("the segment writer failed: {e}")))?
                     .map_err(&failed)?
@@ -150,6 +153,7 @@ pub async fn migrate_generation(
             next_offsets: info.checkpoint.clone(),
             offset_ranges: done.offsets.clone(),
             schema_version: SCHEMA_VERSION,
+            covers: Vec::new(),
         };
         let version = match table.try_commit_segment(&segment).await? {
             Committed::Added(v) => Some(v),
@@ -166,12 +170,12 @@ pub async fn migrate_generation(
     }
 }
 
-/// A segment's files, written from the kept rows of a generation.
-struct Written {
-    file: ParquetFile,
+/// A segment's files, written from its rows.
+pub(crate) struct Written {
+    pub file: ParquetFile,
     /// Row tables only.
-    bundle: Option<PackedBundle>,
-    offsets: OffsetRuns,
+    pub bundle: Option<PackedBundle>,
+    pub offsets: OffsetRuns,
 }
 
 /// Uploads older than this are made again before a commit (see `orphans.rs`).
@@ -189,15 +193,16 @@ struct Uploaded {
     offsets: String,
 }
 
-fn write_segment(stream: &StreamSchema, kind: TableKind, sorted: &RecordBatch, keep: &BooleanArray) -> std::result::Result<Written, String> {
-    let rows = filter_record_batch(sorted, keep).map_err(|e| e.to_string())?;
+/// The Parquet file (and, for rows, the index bundle) of a segment of `rows`, sorted by
+/// `_timestamp`.
+pub(crate) fn write_segment(stream: &StreamSchema, kind: TableKind, rows: &RecordBatch) -> std::result::Result<Written, String> {
     let keywords: Vec<String> = kind.columns(stream).into_iter().filter(|c| c.kind == ColumnKind::Keyword).map(|c| c.name).collect();
     let keywords: Vec<&str> = keywords.iter().map(String::as_str).collect();
     let bundle = match kind {
-        TableKind::Rows => Some(build_bundle(stream, &rows)?),
+        TableKind::Rows => Some(build_bundle(stream, rows)?),
         TableKind::Errors => None,
     };
-    Ok(Written { file: write_parquet(&rows, &keywords)?, bundle, offsets: OffsetRuns::of_rows(&rows) })
+    Ok(Written { file: write_parquet(rows, &keywords)?, bundle, offsets: OffsetRuns::of_rows(rows) })
 }
 
 /// Every committed `kind` row of the generation, in the cold schema.
@@ -228,7 +233,7 @@ fn read_rows(
 
 /// `date=YYYY-MM-DD/hour=HH` of a time in µs (the generation's oldest row, or its
 /// creation when it has none).
-fn date_hour(us: i64) -> String {
+pub(crate) fn date_hour(us: i64) -> String {
     arrow::temporal_conversions::timestamp_us_to_datetime(us)
         .map_or_else(|| "date=1970-01-01/hour=00".to_string(), |t| t.format("date=%Y-%m-%d/hour=%H").to_string())
 }

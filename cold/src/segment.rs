@@ -71,6 +71,36 @@ pub fn sort_by_timestamp(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<
     take_record_batch(&all, &order).map_err(|e| e.to_string())
 }
 
+/// `sources` (each of `schema`) merged into one batch in `_timestamp` order: a k-way
+/// merge of runs that are each sorted already, as segments are. A source is checked, not
+/// trusted (Parquet's sorting metadata is a promise nobody enforces), and sorted first
+/// when it is out of order. Rows with equal times keep the order of their sources.
+pub fn merge_by_timestamp(schema: &SchemaRef, sources: &[RecordBatch]) -> Result<RecordBatch, String> {
+    use std::cmp::Reverse;
+    let position = schema.index_of(TIMESTAMP).map_err(|_| format!("the rows have no {TIMESTAMP} column"))?;
+    let mut runs = Vec::with_capacity(sources.len());
+    for source in sources {
+        let times = source.column(position).as_primitive_opt::<TimestampMicrosecondType>().ok_or("_timestamp is not a µs timestamp")?;
+        let sorted = times.null_count() == 0 && times.values().windows(2).all(|w| w[0] <= w[1]);
+        runs.push(if sorted { source.clone() } else { sort_by_timestamp(schema, std::slice::from_ref(source))? });
+    }
+    let times: Vec<&[i64]> = runs.iter().map(|r| &r.column(position).as_primitive::<TimestampMicrosecondType>().values()[..]).collect();
+    let mut heads: std::collections::BinaryHeap<Reverse<(i64, usize, usize)>> =
+        times.iter().enumerate().filter(|(_, t)| !t.is_empty()).map(|(run, t)| Reverse((t[0], run, 0))).collect();
+    let mut order = Vec::with_capacity(times.iter().map(|t| t.len()).sum());
+    while let Some(Reverse((_, run, row))) = heads.pop() {
+        order.push((run, row));
+        if let Some(&next) = times[run].get(row + 1) {
+            heads.push(Reverse((next, run, row + 1)));
+        }
+    }
+    if runs.is_empty() {
+        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+    }
+    let runs: Vec<&RecordBatch> = runs.iter().collect();
+    arrow::compute::interleave_record_batch(&runs, &order).map_err(|e| e.to_string())
+}
+
 /// Writes `sorted` (from [`sort_by_timestamp`]) as one Parquet file; `keywords` are the
 /// columns that get bloom filters.
 pub fn write_parquet(sorted: &RecordBatch, keywords: &[&str]) -> Result<ParquetFile, String> {
@@ -182,5 +212,31 @@ mod tests {
         let rows: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
         let offsets: Vec<i64> = rows[0].column(1).as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(offsets, [1, 2, 0], "sorted by time");
+    }
+
+    #[test]
+    fn a_merge_keeps_time_order_and_sorts_an_unsorted_source() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(TIMESTAMP, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new("_offset", DataType::Int64, false),
+        ]));
+        let batch = |times: Vec<i64>, offsets: Vec<i64>| {
+            let columns: Vec<arrow::array::ArrayRef> =
+                vec![Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")), Arc::new(Int64Array::from(offsets))];
+            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+        };
+        let sources = [
+            batch(vec![1, 4, 4, 9], vec![10, 11, 12, 13]),
+            batch(vec![], vec![]),
+            batch(vec![4, 2, 7], vec![20, 21, 22]), // out of order
+            batch(vec![0, 10], vec![30, 31]),
+        ];
+        let merged = merge_by_timestamp(&schema, &sources).unwrap();
+        let times = merged.column(0).as_primitive::<TimestampMicrosecondType>().values().to_vec();
+        let offsets = merged.column(1).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(times, [0, 1, 2, 4, 4, 4, 7, 9, 10]);
+        // Equal times: the first source's rows first, in their own order.
+        assert_eq!(offsets, [30, 10, 21, 11, 12, 20, 22, 13, 31]);
+        assert_eq!(merge_by_timestamp(&schema, &[]).unwrap().num_rows(), 0);
     }
 }

@@ -38,6 +38,8 @@ pub const INDEX_TAG: &str = "tierlog.index";
 pub const INDEX_TAIL_TAG: &str = "tierlog.index_tail";
 /// Where a Parquet file's bytes are ([`FileLayout`] as JSON), for cost estimates.
 pub const LAYOUT_TAG: &str = "tierlog.layout";
+/// The generations a merged segment holds the rows of, comma-separated (compaction).
+pub const COVERS_TAG: &str = "tierlog.covers";
 
 /// Registers, once per process, the log store deltalake uses for `s3://` tables: its
 /// default one (every commit a put-if-absent), over the store tierlog hands it. deltalake
@@ -86,6 +88,9 @@ pub struct NewSegment {
     /// The offsets of its rows, as the `tierlog.offsets` tag (see `offsets.rs`).
     pub offset_ranges: String,
     pub schema_version: u32,
+    /// The generations whose rows it holds when it merges other segments
+    /// (`tierlog.covers`); empty for a migrated generation, which holds its own.
+    pub covers: Vec<String>,
 }
 
 /// A live segment of the table, as its add action describes it.
@@ -107,12 +112,22 @@ pub struct SegmentFile {
     pub layout: Option<FileLayout>,
     /// When its commit added it (the add action's `modificationTime`), ms since the epoch.
     pub added_ms: i64,
+    /// The generations a merged segment holds, from the `tierlog.covers` tag (empty when
+    /// it is one generation's own).
+    pub covers: Vec<String>,
 }
 
 impl SegmentFile {
     /// Its newest row's `_timestamp` (at most this), µs.
     pub fn newest_us(&self) -> Option<i64> {
         self.time_range_us.map(|(_, hi)| hi)
+    }
+
+    /// The hot generations whose rows it holds: its own id, or those it was merged from.
+    /// A query reads these from this segment and not from the hot tier.
+    pub fn generations(&self) -> impl Iterator<Item = &str> {
+        let own = self.covers.is_empty().then_some(self.id.as_str());
+        own.into_iter().chain(self.covers.iter().map(String::as_str))
     }
 }
 
@@ -245,6 +260,7 @@ impl ColdTable {
             let tag = |name: &str| tags.as_ref().and_then(|t| t.get(name).cloned().flatten());
             let (index_key, index_tail) = (tag(INDEX_TAG), tag(INDEX_TAIL_TAG).and_then(|t| t.parse().ok()));
             let layout = tag(LAYOUT_TAG).and_then(|t| serde_json::from_str(&t).ok());
+            let covers = tag(COVERS_TAG).map(|t| t.split(',').map(str::to_string).collect()).unwrap_or_default();
             out.push(SegmentFile {
                 id: segment_id(&path).to_string(),
                 path,
@@ -255,6 +271,7 @@ impl ColdTable {
                 index_tail,
                 layout,
                 added_ms: file.modification_time(),
+                covers,
             });
         }
         Ok(out)
@@ -284,9 +301,10 @@ impl ColdTable {
         Ok(held)
     }
 
-    /// Whether the live snapshot holds segment `id` (its file is named after it).
+    /// Whether the live snapshot holds the rows of segment (or generation) `id`: a file
+    /// named after it, or a merged one that covers it.
     pub fn has_segment(&self, id: &str) -> Result<bool> {
-        Ok(self.files()?.iter().any(|p| segment_id(p) == id))
+        Ok(self.segment_files()?.iter().any(|f| f.id == id || f.covers.iter().any(|g| g == id)))
     }
 
     /// Adds `segment` in one commit with its partitions' txn versions, unless the table
@@ -317,36 +335,28 @@ impl ColdTable {
             let held = self.next_offset(topic, partition).await?.unwrap_or(0);
             transactions.push(Transaction::new_with_last_update(self.app_id(topic, partition), next.max(held), Some(now)));
         }
-        let mut tags = HashMap::from([
-            (SEGMENT_TAG.to_string(), Some(segment.id.clone())),
-            (OFFSETS_TAG.to_string(), Some(segment.offset_ranges.clone())),
-            (SCHEMA_TAG.to_string(), Some(segment.schema_version.to_string())),
-        ]);
-        if let Some(key) = &segment.index_key {
-            tags.insert(INDEX_TAG.to_string(), Some(key.clone()));
-        }
-        if let Ok(layout) = serde_json::to_string(&segment.layout) {
-            tags.insert(LAYOUT_TAG.to_string(), Some(layout));
-        }
-        if let Some(tail) = segment.index_tail {
-            tags.insert(INDEX_TAIL_TAG.to_string(), Some(tail.to_string()));
-        }
-        let add = Add {
-            path: segment.path.clone(),
-            partition_values: HashMap::new(),
-            size: segment.size,
-            modification_time: now,
-            data_change: true,
-            stats: Some(segment.stats.clone()),
-            tags: Some(tags),
-            deletion_vector: None,
-            base_row_id: None,
-            default_row_commit_version: None,
-            clustering_provider: None,
-        };
         let properties = CommitProperties::default().with_application_transactions(transactions);
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
-        Ok(match self.commit(vec![Action::Add(add)], operation, properties).await? {
+        Ok(match self.commit(vec![Action::Add(add_action(segment, true, now))], operation, properties).await? {
+            Some(version) => Committed::Added(version),
+            None => Committed::LostRace,
+        })
+    }
+
+    /// One try at replacing `old` (live in the snapshot this handle holds) by `merged`,
+    /// which holds exactly their rows (compaction): one commit that removes them and adds
+    /// it, all with `dataChange = false`, as an `OPTIMIZE` in the table's history, so
+    /// that readers following the table's changes see nothing new. No txn versions: the
+    /// offsets held do not change. `LostRace` as for [`ColdTable::try_commit_segment`].
+    pub async fn try_replace_segments(&mut self, old: &[SegmentFile], merged: &NewSegment, target_size: u64) -> Result<Committed> {
+        if self.has_segment(&merged.id)? {
+            return Ok(Committed::AlreadyThere);
+        }
+        let now = now_ms();
+        let mut actions: Vec<Action> = old.iter().map(|s| remove_action(s, false, now)).collect();
+        actions.push(Action::Add(add_action(merged, false, now)));
+        let operation = DeltaOperation::Optimize { predicate: None, target_size: target_size as i64 };
+        Ok(match self.commit(actions, operation, CommitProperties::default()).await? {
             Some(version) => Committed::Added(version),
             None => Committed::LostRace,
         })
@@ -359,20 +369,7 @@ impl ColdTable {
     /// can still read them.
     pub async fn remove_segments(&mut self, segments: &[SegmentFile], predicate: String) -> Result<Option<u64>> {
         let now = now_ms();
-        let removes: Vec<Action> = segments
-            .iter()
-            .map(|s| {
-                Action::Remove(Remove {
-                    path: s.path.clone(),
-                    data_change: true,
-                    deletion_timestamp: Some(now),
-                    extended_file_metadata: Some(true),
-                    size: Some(s.bytes as i64),
-                    tags: Some(HashMap::from([(SEGMENT_TAG.to_string(), Some(s.id.clone()))])),
-                    ..Default::default()
-                })
-            })
-            .collect();
+        let removes: Vec<Action> = segments.iter().map(|s| remove_action(s, true, now)).collect();
         self.commit(removes, DeltaOperation::Delete { predicate: Some(predicate) }, CommitProperties::default()).await
     }
 
@@ -442,6 +439,53 @@ impl ColdTable {
     fn error(&self, source: DeltaTableError) -> ColdError {
         ColdError::Table { stream: self.stream.clone(), table: self.table.table_url().to_string(), source }
     }
+}
+
+/// The add action of `segment`, with its tags.
+fn add_action(segment: &NewSegment, data_change: bool, now: i64) -> Add {
+    let mut tags = HashMap::from([
+        (SEGMENT_TAG.to_string(), Some(segment.id.clone())),
+        (OFFSETS_TAG.to_string(), Some(segment.offset_ranges.clone())),
+        (SCHEMA_TAG.to_string(), Some(segment.schema_version.to_string())),
+    ]);
+    if let Some(key) = &segment.index_key {
+        tags.insert(INDEX_TAG.to_string(), Some(key.clone()));
+    }
+    if let Ok(layout) = serde_json::to_string(&segment.layout) {
+        tags.insert(LAYOUT_TAG.to_string(), Some(layout));
+    }
+    if let Some(tail) = segment.index_tail {
+        tags.insert(INDEX_TAIL_TAG.to_string(), Some(tail.to_string()));
+    }
+    if !segment.covers.is_empty() {
+        tags.insert(COVERS_TAG.to_string(), Some(segment.covers.join(",")));
+    }
+    Add {
+        path: segment.path.clone(),
+        partition_values: HashMap::new(),
+        size: segment.size,
+        modification_time: now,
+        data_change,
+        stats: Some(segment.stats.clone()),
+        tags: Some(tags),
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    }
+}
+
+/// The remove action of a live segment.
+fn remove_action(segment: &SegmentFile, data_change: bool, now: i64) -> Action {
+    Action::Remove(Remove {
+        path: segment.path.clone(),
+        data_change,
+        deletion_timestamp: Some(now),
+        extended_file_metadata: Some(true),
+        size: Some(segment.bytes as i64),
+        tags: Some(HashMap::from([(SEGMENT_TAG.to_string(), Some(segment.id.clone()))])),
+        ..Default::default()
+    })
 }
 
 /// The segment id of a data file: its name without `.parquet`.

@@ -57,6 +57,7 @@ async fn segment(store: &ColdStore, id: &str, partition: i32, range: std::ops::R
         next_offsets,
         offset_ranges: format!(r#"{{"t":{{"{partition}":[{},{}]}}}}"#, range.start, range.end - 1),
         schema_version: 1,
+        covers: Vec::new(),
     }
 }
 

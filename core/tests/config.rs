@@ -145,7 +145,7 @@ fn unknown_keys() {
         error(&format!("{STREAM}[streams.policy]\nhot_four = \"1h\"\n")),
         "tierlog.toml: streams[0].policy.hot_four: unknown field `hot_four`, expected one of \
          `commit_interval`, `rollover_max_age`, `rollover_max_docs`, `rollover_max_bytes`, `hot_for`, \
-         `hot_grace`, `retention`, `retention_grace`, `compaction_target_size`"
+         `hot_grace`, `retention`, `retention_grace`, `compaction_target_size`, `compact_after`"
     );
 }
 
@@ -311,6 +311,10 @@ fn other_policy_rules() {
     assert_eq!(
         error(&format!("{STREAM}[streams.policy]\nrollover_max_bytes = \"1KiB\"\n")),
         "tierlog.toml: streams[0].policy.rollover_max_bytes: 1KiB is too small (at least 1MiB)"
+    );
+    assert_eq!(
+        error(&format!("{STREAM}[streams.policy]\ncompact_after = \"500ms\"\n")),
+        "tierlog.toml: streams[0].policy.compact_after: 500ms is too short (at least 1s)"
     );
     assert_eq!(
         error(&format!("{STREAM}max_message_bytes = 0\n")),

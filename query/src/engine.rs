@@ -379,7 +379,7 @@ impl QueryEngine {
                         }
                     };
                     let (rows, errors) = (pin(name.clone()).await, pin(TableKind::Errors.table_name(name)).await);
-                    let in_cold: HashSet<String> = rows.iter().flat_map(|s| s.files.iter().map(|f| f.id.clone())).collect();
+                    let in_cold: HashSet<String> = rows.iter().flat_map(|s| s.files.iter().flat_map(|f| f.generations().map(str::to_string))).collect();
                     (cold_tier(rows, errors), in_cold)
                 }
                 None => (serde_json::Value::Null, HashSet::new()),

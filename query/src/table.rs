@@ -108,7 +108,7 @@ impl TableProvider for StreamTable {
         if let Some(wait) = tierlog_core::failpoint::pause("after_cold_pin") {
             tokio::time::sleep(wait).await;
         }
-        let in_cold: HashSet<&str> = cold.iter().flat_map(|(_, snapshot)| snapshot.files.iter().map(|f| f.id.as_str())).collect();
+        let in_cold: HashSet<&str> = cold.iter().flat_map(|(_, snapshot)| snapshot.files.iter().flat_map(|f| f.generations())).collect();
         // Skip hot segments outside the time bounds before reading anything.
         let mut segments = Vec::new();
         for generation in generations.iter().filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {

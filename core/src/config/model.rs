@@ -185,7 +185,11 @@ pub struct Policy {
     /// are deleted this much later, so that queries that pinned an older table version
     /// finish; at least `query.timeout`.
     pub retention_grace: HumanDuration,
+    /// Small cold segments of one hour merge into files of about this size.
     pub compaction_target_size: ByteSize,
+    /// Segments of an hour that stay below `compaction_target_size` together (a quiet
+    /// stream) are merged anyway once no segment has joined the hour for this long.
+    pub compact_after: HumanDuration,
 }
 
 /// A credential: kept out of `Debug` output and printed configs.
@@ -265,6 +269,7 @@ impl Default for Policy {
             retention: HumanDuration::secs(30 * 86_400),
             retention_grace: HumanDuration::secs(3600),
             compaction_target_size: ByteSize::mib(256),
+            compact_after: HumanDuration::secs(3600),
         }
     }
 }

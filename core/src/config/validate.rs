@@ -312,6 +312,9 @@ fn policy(stream: &StreamConfig, at: &str, query: &QueryConfig, out: &mut Vec<Pr
             format!("{} is too small (at least 1MiB)", p.compaction_target_size),
         ));
     }
+    if p.compact_after.0 < std::time::Duration::from_secs(1) {
+        out.push(Problem::new(format!("{at}.compact_after"), format!("{} is too short (at least 1s)", p.compact_after)));
+    }
     if p.hot_for >= p.retention {
         out.push(Problem::new(
             format!("{at}.hot_for"),
