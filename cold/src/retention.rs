@@ -72,6 +72,8 @@ pub(crate) async fn sweep(
     now: SystemTime,
     done: &HashSet<String>,
 ) -> Result<Vec<String>> {
+    // Other handles commit removals too (compaction, other nodes).
+    table.refresh().await?;
     let before_ms = now.checked_sub(grace).unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let due: Vec<String> = table.removed_before(before_ms).await?.into_iter().filter(|p| !done.contains(p)).collect();
     if due.is_empty() {

@@ -4,6 +4,7 @@
 argv: table URI, storage options as JSON ("{}" for a local table), then txn app ids,
 `by:COLUMN` for the row count per value of COLUMN, `files` for each live file's
 `_timestamp` range as its rows hold it (read from the file, not from the log's stats),
+its row count and whether its rows are in `_timestamp` order,
 and `version:N` to read version N instead of the newest (time travel).
 """
 import json
@@ -43,9 +44,10 @@ def main():
 
 
 def file_time(uri, options):
-    """[oldest, newest] `_timestamp` of a data file, µs since the epoch, and its rows."""
+    """[oldest, newest] `_timestamp` of a data file (µs since the epoch), its rows, and
+    whether they are in `_timestamp` order."""
     times = pl.read_parquet(uri, columns=["_timestamp"], storage_options=options or None)["_timestamp"].dt.epoch("us")
-    return [times.min(), times.max(), len(times)]
+    return [times.min(), times.max(), len(times), bool((times.diff().drop_nulls() >= 0).all())]
 
 
 if __name__ == "__main__":
