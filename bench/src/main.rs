@@ -1,6 +1,7 @@
 //! tierlog-bench: benchmarks that print their figures beside a baseline measured in the
 //! same run, on real data from ../shared/datasets. Build with `--release`.
 
+mod cold;
 mod cpu;
 mod duckdb;
 mod hot;
@@ -29,6 +30,11 @@ enum Command {
     /// core and sizes as % of raw, on a plain-text and an NDJSON log, beside the Parquet
     /// DuckDB writes (zstd) for the same rows.
     Migrate(migrate::Args),
+    /// match() p50/p99 on the cold tier, uncached and cached, on file:// and the S3
+    /// server, beside the hot tier, a plain tantivy index (the ceiling) and DuckDB ILIKE
+    /// over the same Parquet; three aggregations beside DuckDB on the same files; bytes
+    /// fetched per query; compaction MB/s per core.
+    Cold(cold::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args),
         Command::Query(args) => query::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Cold(args) => cold::run(args),
     }
 }

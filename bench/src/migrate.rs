@@ -139,7 +139,7 @@ fn read_raw(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The stream's generations once every one holding rows is sealed.
-fn wait_sealed(node: &HotNode) -> anyhow::Result<Vec<std::sync::Arc<tierlog_hot::GenerationHandle>>> {
+pub(crate) fn wait_sealed(node: &HotNode) -> anyhow::Result<Vec<std::sync::Arc<tierlog_hot::GenerationHandle>>> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let generations: Vec<_> = node.catalog.snapshot("logs").into_iter().filter(|g| g.num_docs() > 0).collect();

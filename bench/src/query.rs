@@ -70,7 +70,7 @@ impl Layout {
     }
 }
 
-const STREAM: &str = r#"
+pub(crate) const STREAM: &str = r#"
 [[streams]]
 name = "logs"
 topics = ["TOPIC"]
@@ -84,7 +84,7 @@ fields = [
 "#;
 
 /// The same SQL text runs on both engines (DuckDB's table has the same column names).
-const AGGREGATIONS: &[(&str, &str)] = &[
+pub(crate) const AGGREGATIONS: &[(&str, &str)] = &[
     ("count by level", "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC, level"),
     ("top-10 components", "SELECT component, count(*) AS n FROM logs GROUP BY component ORDER BY n DESC, component LIMIT 10"),
     (
@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Every line of the source files with its level and component.
-fn source_lines(datasets: &Path) -> anyhow::Result<(Vec<(String, String, String)>, usize)> {
+pub(crate) fn source_lines(datasets: &Path) -> anyhow::Result<(Vec<(String, String, String)>, usize)> {
     let (mut out, mut skipped) = (Vec::new(), 0);
     for (name, layout) in SOURCES {
         let path = datasets.join("loghub").join(name);
@@ -211,7 +211,7 @@ fn source_lines(datasets: &Path) -> anyhow::Result<(Vec<(String, String, String)
 }
 
 /// The lines `repeat` times as JSON messages, in time order.
-fn replay(lines: &[(String, String, String)], repeat: usize) -> Vec<Vec<u8>> {
+pub(crate) fn replay(lines: &[(String, String, String)], repeat: usize) -> Vec<Vec<u8>> {
     let start_ms: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
     let mut out = Vec::with_capacity(lines.len() * repeat);
     for i in 0..lines.len() * repeat {
@@ -245,7 +245,7 @@ fn duckdb_baseline(file: &Path, runs: usize) -> anyhow::Result<Value> {
 }
 
 /// Rows as strings, for comparing answers across engines.
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+pub(crate) fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default();
     let mut out = Vec::new();
     for batch in batches {
@@ -259,7 +259,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 }
 
 /// The rows a query matched: the value of a `count(*)` answer, else the rows returned.
-fn matched(rows: &[Vec<String>]) -> usize {
+pub(crate) fn matched(rows: &[Vec<String>]) -> usize {
     match rows {
         [row] if row.len() == 1 => row[0].parse().unwrap_or(1),
         rows => rows.len(),
@@ -268,7 +268,7 @@ fn matched(rows: &[Vec<String>]) -> usize {
 
 /// Same keys and counts; timestamps are written differently by the two engines, so
 /// the histogram compares its counts in order.
-fn check_same(name: &str, ours: &[Vec<String>], theirs: &Value) -> anyhow::Result<()> {
+pub(crate) fn check_same(name: &str, ours: &[Vec<String>], theirs: &Value) -> anyhow::Result<()> {
     let theirs: Vec<Vec<String>> = serde_json::from_value(theirs.clone())?;
     let key = |r: &[String]| if name.contains("histogram") { String::new() } else { r[0].clone() };
     let ours: Vec<(String, &str)> = ours.iter().map(|r| (key(r), r[1].as_str())).collect();
@@ -279,14 +279,14 @@ fn check_same(name: &str, ours: &[Vec<String>], theirs: &Value) -> anyhow::Resul
     Ok(())
 }
 
-fn median(sorted: &[Duration]) -> Duration {
+pub(crate) fn median(sorted: &[Duration]) -> Duration {
     sorted[sorted.len() / 2]
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }

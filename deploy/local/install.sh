@@ -46,10 +46,11 @@ install_clients() {
 }
 
 install_duckdb() {
-  if [[ ! -x $DUCKDB_VENV/bin/python ]] || ! "$DUCKDB_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+  # pytz: DuckDB's Python client needs it to hand out TIMESTAMPTZ values (cold Parquet's _timestamp).
+  if [[ ! -x $DUCKDB_VENV/bin/python ]] || ! "$DUCKDB_VENV/bin/python" -c 'import duckdb, pytz' 2>/dev/null; then
     log "installing duckdb $DUCKDB_VERSION into $DUCKDB_VENV"
     rm -rf "$DUCKDB_VENV" && python3 -m venv "$DUCKDB_VENV"
-    "$DUCKDB_VENV/bin/pip" install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION"
+    "$DUCKDB_VENV/bin/pip" install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION" "pytz==$PYTZ_VERSION"
   fi
   echo "$DUCKDB_VENV/bin/python"
 }

@@ -14,6 +14,7 @@ TEST_PY_PACKAGES="psycopg[binary]==3.3.9 deltalake==1.6.6 polars==2.1.0"
 TEST_PY_VENV="$TIERLOG_CACHE/test-clients-$(printf '%s' "$TEST_PY_PACKAGES" | cksum | cut -d' ' -f1)/venv"
 # DuckDB is the query benchmark's baseline only; not needed to run or test tierlog.
 DUCKDB_VERSION=2.0.0
+PYTZ_VERSION=2025.2
 DUCKDB_VENV="$TIERLOG_CACHE/duckdb-$DUCKDB_VERSION/venv"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
