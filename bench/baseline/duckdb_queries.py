@@ -1,8 +1,12 @@
-"""DuckDB baseline for `tierlog-bench query`: loads the benchmark's NDJSON file into an
-in-memory table `logs` (load time reported apart), then runs each query `runs` times.
+"""DuckDB baseline for `tierlog-bench query` and `tierlog-bench cold`: a table `logs`, then
+each query `runs` times (after one warm-up run).
 
-stdin:  {"file": path, "runs": n, "queries": [[name, sql], ...]}
-stdout: {"load_s": s, "rows": n, "results": [{"name", "seconds": [...], "rows": [[str, ...]]}]}
+`tierlog-bench query` sends `file`, its NDJSON file, loaded into an in-memory table (load
+time reported apart); `tierlog-bench cold` sends `files`, the cold tier's own Parquet
+files, read where they lie through a view.
+
+stdin:  {"file": path | "files": [path, ...], "runs": n, "queries": [[name, sql], ...]}
+stdout: {"load_s": s, "rows": n, "threads": n, "results": [{"name", "seconds": [...], "rows": [[str, ...]]}]}
 """
 import json
 import sys
@@ -13,12 +17,17 @@ import duckdb
 req = json.load(sys.stdin)
 con = duckdb.connect()
 started = time.perf_counter()
-con.execute(
-    "CREATE TABLE logs AS SELECT CAST(ts AS TIMESTAMP) AS _timestamp, level, component, message "
-    "FROM read_json(?, format = 'newline_delimited', "
-    "columns = {ts: 'VARCHAR', level: 'VARCHAR', component: 'VARCHAR', message: 'VARCHAR'})",
-    [req["file"]],
-)
+if "files" in req:
+    # A view cannot take parameters: the paths go in as SQL string literals.
+    files = ", ".join("'" + f.replace("'", "''") + "'" for f in req["files"])
+    con.execute(f"CREATE VIEW logs AS SELECT * FROM read_parquet([{files}])")
+else:
+    con.execute(
+        "CREATE TABLE logs AS SELECT CAST(ts AS TIMESTAMP) AS _timestamp, level, component, message "
+        "FROM read_json(?, format = 'newline_delimited', "
+        "columns = {ts: 'VARCHAR', level: 'VARCHAR', component: 'VARCHAR', message: 'VARCHAR'})",
+        [req["file"]],
+    )
 load_s = time.perf_counter() - started
 (rows,) = con.execute("SELECT count(*) FROM logs").fetchone()
 results = []

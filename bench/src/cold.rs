@@ -145,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     table.row("plain tantivy index (ceiling)", plain_tantivy(&payloads, args.runs, &expected)?, None);
     let paths: Vec<PathBuf> = files.iter().map(|f| work.join("cold/tables/logs").join(&f.path)).collect();
     let ilike: Vec<(String, &str)> = MATCHES.iter().enumerate().map(|(i, (_, q, _))| (format!("ilike {i}"), *q)).collect();
-    let duckdb = crate::duckdb::run("duckdb_parquet_queries.py", &json!({ "files": paths, "runs": args.runs, "queries": ilike }))?;
+    let duckdb = crate::duckdb::run("duckdb_queries.py", &json!({ "files": paths, "runs": args.runs, "queries": ilike }))?;
     let mut duck_samples = Vec::new();
     for (i, result) in duckdb["results"].as_array().into_iter().flatten().enumerate() {
         let found: Vec<Vec<String>> = serde_json::from_value(result["rows"].clone())?;
@@ -348,7 +348,7 @@ fn get_latency(runtime: &tokio::runtime::Runtime, cold: &Cold, file: &tierlog_co
 /// the files are local, as DuckDB's are), beside DuckDB reading the same files.
 fn aggregations(runtime: &tokio::runtime::Runtime, args: &Args, config: &Config, cold: &Cold, work: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
     let engine = cold_engine(config, cold, &work.join("cache-aggregations"))?;
-    let duckdb = crate::duckdb::run("duckdb_parquet_queries.py", &json!({ "files": paths, "runs": args.runs, "queries": AGGREGATIONS }))?;
+    let duckdb = crate::duckdb::run("duckdb_queries.py", &json!({ "files": paths, "runs": args.runs, "queries": AGGREGATIONS }))?;
     println!("\naggregations over the cold Parquet (file://), median of {} runs, DuckDB {} threads on the same files:", args.runs, duckdb["threads"]);
     println!("  {:<22} {:>12} {:>12} {:>8}", "", "tierlog ms", "DuckDB ms", "ratio");
     for (i, (name, statement)) in AGGREGATIONS.iter().enumerate() {
@@ -361,9 +361,7 @@ fn aggregations(runtime: &tokio::runtime::Runtime, args: &Args, config: &Config,
             .collect::<Result<_, _>>()?;
         times.sort();
         let theirs = &duckdb["results"][i];
-        let mut their_times: Vec<f64> = theirs["seconds"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
-        their_times.sort_by(f64::total_cmp);
-        let their_median = their_times.get(their_times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3;
+        let their_median = crate::duckdb::median_ms(theirs);
         let ours_ms = ms(median(&times));
         println!("  {name:<22} {ours_ms:>12.1} {their_median:>12.1} {:>7.2}x", ours_ms / their_median);
         check_same(name, &rows(&ours), &theirs["rows"])?;

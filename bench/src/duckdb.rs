@@ -35,3 +35,10 @@ pub fn run(script: &str, request: &Value) -> anyhow::Result<Value> {
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
+
+/// The median of a baseline result's `seconds`, in ms.
+pub fn median_ms(result: &Value) -> f64 {
+    let mut times: Vec<f64> = result["seconds"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3
+}

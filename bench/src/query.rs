@@ -177,9 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (i, (name, statement)) in AGGREGATIONS.iter().enumerate() {
         let (ours, times) = timed(statement)?;
         let theirs = &duckdb["results"][i];
-        let mut their_times: Vec<f64> = theirs["seconds"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
-        their_times.sort_by(f64::total_cmp);
-        let their_median = their_times.get(their_times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3;
+        let their_median = crate::duckdb::median_ms(theirs);
         let ours_ms = ms(median(&times));
         println!("  {name:<22} {ours_ms:>12.1} {their_median:>12.1} {:>7.2}x", ours_ms / their_median);
         check_same(name, &rows(&ours), &theirs["rows"])?;

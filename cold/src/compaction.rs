@@ -147,6 +147,10 @@ pub async fn compact(
     let table_name = table.name().to_string();
     let id = merged_id(node, &merge.hour, &merge.sources);
     let failed = |reason: String| ColdError::Segment { stream: table_name.clone(), segment: id.clone(), reason };
+    // Committed already: its keys must not be written again.
+    if table.has_segment(&id)? {
+        return Ok(Compacted::AlreadyThere);
+    }
     let mut sources = Vec::with_capacity(merge.sources.len());
     for source in &merge.sources {
         sources.push(store.read(&store.key(&format!("tables/{table_name}/{}", source.path))).await?);
