@@ -35,11 +35,11 @@ use crate::query::{AGGREGATIONS, STREAM, check_same, matched, median, ms, percen
 pub struct Args {
     #[command(flatten)]
     source: Source,
-    /// Replays of the 8,000 source lines; 25 make 200,000 rows.
-    #[arg(long, default_value_t = 25)]
+    /// Replays of the 8,000 source lines; 125 make 1,000,000 rows, as in `query`.
+    #[arg(long, default_value_t = 125)]
     repeat: usize,
     /// Rows per generation, hence per cold segment.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 50_000)]
     segment_rows: usize,
     /// Timed runs of each query (cached: after one warm-up run; uncached: each on a
     /// fresh reader with empty caches).

@@ -174,7 +174,11 @@ impl Explainer {
             let expires = newest.map(|t| t + policy.retention.0);
             let (next, at, why) = match merges.get(&file.id) {
                 Some((due, n, why)) if expires.is_none_or(|t| ms(*due) < t) => {
-                    let next = if *n > 1 { format!("merge with {} other segments of its hour", n - 1) } else { "rebuild its bundle".to_string() };
+                    let next = match n - 1 {
+                        0 => "rebuild its bundle".to_string(),
+                        1 => "merge with 1 other segment of its hour".to_string(),
+                        others => format!("merge with {others} other segments of its hour"),
+                    };
                     (next, Some(ms(*due).max(now)), why.clone())
                 }
                 _ => ("remove (retention)".to_string(), expires, format!("policy.retention = {} after its newest row", policy.retention)),
