@@ -8,6 +8,7 @@ pub mod failpoint;
 pub mod health;
 pub mod metrics;
 pub mod schema;
+pub mod strftime;
 pub mod units;
 
 pub use config::{Config, ConfigError};

@@ -2,8 +2,11 @@
 //! system columns of DESIGN.md §3.
 
 use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::strftime::Strftime;
 
 /// The type of a declared stream field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,9 +35,9 @@ pub enum StreamFormat {
     OtlpJson,
 }
 
-/// How the configured timestamp field is written in the payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How the configured timestamp field is written in the payload: a name, or a strftime
+/// pattern (anything with a `%`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum TimestampFormat {
     #[default]
     Rfc3339,
@@ -42,6 +45,53 @@ pub enum TimestampFormat {
     EpochMs,
     EpochUs,
     EpochNs,
+    Strftime(Strftime),
+}
+
+impl TimestampFormat {
+    const NAMED: [(&'static str, TimestampFormat); 5] = [
+        ("rfc3339", TimestampFormat::Rfc3339),
+        ("epoch_s", TimestampFormat::EpochS),
+        ("epoch_ms", TimestampFormat::EpochMs),
+        ("epoch_us", TimestampFormat::EpochUs),
+        ("epoch_ns", TimestampFormat::EpochNs),
+    ];
+}
+
+impl FromStr for TimestampFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some((_, named)) = Self::NAMED.iter().find(|(name, _)| *name == s) {
+            return Ok(named.clone());
+        }
+        if s.contains('%') {
+            return Strftime::new(s).map(TimestampFormat::Strftime);
+        }
+        let names: Vec<&str> = Self::NAMED.iter().map(|(n, _)| *n).collect();
+        Err(format!("'{s}' is not a timestamp format: use {} or a strftime pattern such as \"%Y-%m-%d %H:%M:%S\"", names.join(", ")))
+    }
+}
+
+impl fmt::Display for TimestampFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimestampFormat::Strftime(pattern) => pattern.fmt(f),
+            named => f.write_str(Self::NAMED.iter().find(|(_, n)| n == named).map_or("?", |(name, _)| name)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TimestampFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for TimestampFormat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Names starting with this prefix are reserved for system columns.
@@ -119,16 +169,19 @@ pub enum ErrorReason {
     BadTimestamp,
     TooLarge,
     InvalidOtlp,
+    /// A text line that does not match its stream's `pattern` (with `on_mismatch = "error"`).
+    PatternMismatch,
 }
 
 impl ErrorReason {
-    pub const ALL: [ErrorReason; 6] = [
+    pub const ALL: [ErrorReason; 7] = [
         ErrorReason::InvalidUtf8,
         ErrorReason::InvalidJson,
         ErrorReason::WrongType,
         ErrorReason::BadTimestamp,
         ErrorReason::TooLarge,
         ErrorReason::InvalidOtlp,
+        ErrorReason::PatternMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +192,7 @@ impl ErrorReason {
             ErrorReason::BadTimestamp => "bad_timestamp",
             ErrorReason::TooLarge => "too_large",
             ErrorReason::InvalidOtlp => "invalid_otlp",
+            ErrorReason::PatternMismatch => "pattern_mismatch",
         }
     }
 }

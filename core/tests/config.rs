@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tierlog_core::Config;
-use tierlog_core::config::ColdLocation;
+use tierlog_core::config::{ColdLocation, OnMismatch};
 use tierlog_core::schema::{FieldType, StreamFormat, TimestampFormat};
 
 const FILE: &str = "tierlog.toml";
@@ -245,10 +245,75 @@ fn reserved_and_invalid_names() {
 }
 
 #[test]
-fn fields_only_for_json() {
+fn fields_only_for_json_and_patterned_text() {
     assert_eq!(
         error("[[streams]]\nname = \"a\"\ntopics = [\"a\"]\nformat = \"text\"\nfields = [{ name = \"x\", type = \"text\" }]\n"),
-        "tierlog.toml: streams[0].fields: text streams have fixed columns (message (text)); declared fields are only for json streams"
+        "tierlog.toml: streams[0].fields: text streams have fixed columns (message (text)); \
+         a text stream declares fields only with a pattern whose named groups fill them"
+    );
+    assert_eq!(
+        error("[[streams]]\nname = \"a\"\ntopics = [\"a\"]\nformat = \"otlp_json\"\nfields = [{ name = \"x\", type = \"text\" }]\n"),
+        "tierlog.toml: streams[0].fields: otlp_json streams have fixed columns (severity_text (keyword), severity_number (i64), \
+         body (text), trace_id (keyword), span_id (keyword), service_name (keyword)); declared fields are only for json and text streams"
+    );
+}
+
+const TEXT: &str = r#"
+[[streams]]
+name = "apache"
+topics = ["apache"]
+format = "text"
+"#;
+
+/// A text stream's pattern: the regex, its groups against the fields, the time format.
+#[test]
+fn text_patterns() {
+    let good = format!(
+        "{TEXT}pattern = '^\\[(?P<time>[^\\]]+)\\] \\[(?P<level>\\w+)\\] (?P<content>.*)'\n\
+         timestamp_field = \"time\"\ntimestamp_format = \"%a %b %d %H:%M:%S %Y\"\non_mismatch = \"error\"\n\
+         fields = [{{ name = \"level\", type = \"keyword\" }}, {{ name = \"content\", type = \"text\" }}]\n"
+    );
+    let c = parse(&good).unwrap();
+    let s = &c.streams[0];
+    assert_eq!(s.pattern.as_ref().unwrap().group_names().collect::<Vec<_>>(), ["time", "level", "content"]);
+    assert_eq!(s.on_mismatch, OnMismatch::Error);
+    assert_eq!(s.timestamp_format.as_ref().unwrap().to_string(), "%a %b %d %H:%M:%S %Y");
+    assert!(c.to_toml().contains("timestamp_format = \"%a %b %d %H:%M:%S %Y\""), "{}", c.to_toml());
+
+    assert_eq!(
+        error(&format!("{TEXT}pattern = '^(?P<time>[^\\]+'\n")),
+        "tierlog.toml: streams[0].pattern: is not a valid regular expression: unclosed character class (at character 11)"
+    );
+    assert_eq!(
+        error(&format!("{TEXT}pattern = '(?P<level>\\w+) (?P<pid>\\d+)'\nfields = [{{ name = \"level\", type = \"keyword\" }}]\n")),
+        "tierlog.toml: streams[0].pattern: group 'pid' is not a declared field: declare it \
+         (e.g. { name = \"pid\", type = \"keyword\" }), name it in timestamp_field, or make it a plain group (…)"
+    );
+    assert_eq!(
+        error(&format!("{TEXT}pattern = '(?P<level>\\w+)'\nfields = [{{ name = \"level\", type = \"keyword\" }}, {{ name = \"pid\", type = \"i64\" }}]\n")),
+        "tierlog.toml: streams[0].fields[1]: field 'pid' has no group (?P<pid>…) in the pattern"
+    );
+    assert_eq!(
+        error(&format!("{TEXT}pattern = '(?P<message>.*)'\nfields = [{{ name = \"message\", type = \"keyword\" }}]\n")),
+        "tierlog.toml: streams[0].fields[0].name: 'message' is the text stream's own column (text); name the field otherwise"
+    );
+    assert_eq!(
+        error(&format!("{TEXT}pattern = '(?P<t>\\S+)'\ntimestamp_field = \"t\"\ntimestamp_format = \"%Y-%m-%d %Q\"\n")),
+        "tierlog.toml: streams[0].timestamp_format: '%Y-%m-%d %Q' is not a valid strftime pattern (an unknown or incomplete % specifier)"
+    );
+    assert_eq!(
+        error(&format!("{TEXT}pattern = '(?P<t>\\S+)'\ntimestamp_field = \"t\"\ntimestamp_format = \"%H:%M:%S\"\n")),
+        "tierlog.toml: streams[0].timestamp_format: '%H:%M:%S' does not give a full time: \
+         it needs the day, the month and the hour (e.g. %b %d %H:%M:%S), or %s"
+    );
+    assert_eq!(
+        error(&format!("{TEXT}timestamp_field = \"time\"\n")),
+        "tierlog.toml: streams[0].timestamp_field: a text stream takes its time from a group of its pattern, and there is no group (?P<time>…)"
+    );
+    assert_eq!(error(&format!("{TEXT}on_mismatch = \"error\"\n")), "tierlog.toml: streams[0].on_mismatch: is set but pattern is not");
+    assert_eq!(
+        error(&format!("{STREAM}pattern = '(?P<a>.)'\n")),
+        "tierlog.toml: streams[0].pattern: only text streams take a pattern; json streams are parsed by their format"
     );
 }
 
@@ -268,8 +333,8 @@ fn timestamp_rules() {
     );
     assert_eq!(
         error(&format!("{STREAM}timestamp_field = \"ts\"\ntimestamp_format = \"iso\"\n")),
-        "tierlog.toml: streams[0].timestamp_format: unknown variant `iso`, expected one of \
-         `rfc3339`, `epoch_s`, `epoch_ms`, `epoch_us`, `epoch_ns`"
+        "tierlog.toml: streams[0].timestamp_format: 'iso' is not a timestamp format: \
+         use rfc3339, epoch_s, epoch_ms, epoch_us, epoch_ns or a strftime pattern such as \"%Y-%m-%d %H:%M:%S\""
     );
 }
 

@@ -12,7 +12,7 @@ use tierlog_hot::{HotStream, RowOrigin};
 use tracing::{debug, error};
 
 use crate::backpressure::Budget;
-use crate::decode::Decoder;
+use crate::decode::{Decoded, Decoder};
 
 /// A Kafka record, owned, on its way to an indexer.
 #[derive(Debug)]
@@ -63,6 +63,7 @@ struct StreamMetrics {
     commit_seconds: Arc<Histogram>,
     freshness: Arc<Gauge>,
     redelivered: Arc<Counter>,
+    unmatched: Arc<Counter>,
 }
 
 impl StreamMetrics {
@@ -86,6 +87,11 @@ impl StreamMetrics {
             redelivered: metrics.counter(
                 "tierlog_ingest_redelivered_total",
                 "Records dropped because their offset was already indexed or consumed (redeliveries).",
+                &l,
+            ),
+            unmatched: metrics.counter(
+                "tierlog_ingest_unmatched_lines_total",
+                "Text lines the stream's pattern did not match, kept as rows with only their message.",
                 &l,
             ),
             commit_seconds: metrics.histogram("tierlog_hot_commit_seconds", "Hot index commit latency.", &l),
@@ -183,11 +189,15 @@ impl Indexer {
                 ingest_time_us,
             };
             let first = docs.len();
-            if let Some(err) = self.decoder.decode(&origin, &record.payload, docs) {
-                debug!(stream = %self.stream.name(), topic = %record.topic, partition = record.partition,
-                    offset = record.offset, reason = err.reason.as_str(), detail = %err.detail, "error row");
-                if let Some((_, c)) = self.metrics.errors.iter().find(|(r, _)| *r == err.reason) {
-                    c.inc();
+            match self.decoder.decode(&origin, &record.payload, docs) {
+                Decoded::Rows => {}
+                Decoded::Unmatched => self.metrics.unmatched.inc(),
+                Decoded::Error(err) => {
+                    debug!(stream = %self.stream.name(), topic = %record.topic, partition = record.partition,
+                        offset = record.offset, reason = err.reason.as_str(), detail = %err.detail, "error row");
+                    if let Some((_, c)) = self.metrics.errors.iter().find(|(r, _)| *r == err.reason) {
+                        c.inc();
+                    }
                 }
             }
             for doc in &docs[first..] {

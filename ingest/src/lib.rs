@@ -12,7 +12,7 @@ mod kafka;
 mod pipeline;
 mod produce;
 
-pub use decode::{DecodeError, Decoder, TimestampRule};
+pub use decode::{DecodeError, Decoded, Decoder, MISMATCH_KEY, TimestampRule};
 pub use error::{IngestError, Result};
 pub use pipeline::{Ingest, IngestOptions};
 pub use kafka::{BrokerInfo, client_config, ensure_topic, probe_brokers};

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tierlog_core::config::Config;
 use tierlog_core::schema::ErrorReason;
 use tierlog_hot::{RowOrigin, StreamSchema};
-use tierlog_ingest::Decoder;
+use tierlog_ingest::{Decoded, Decoder};
 
 const STREAMS: &str = r#"
 [[streams]]
@@ -35,6 +35,38 @@ format = "otlp_json"
 name = "lines"
 topics = ["lines"]
 format = "text"
+
+[[streams]]
+name = "apache"
+topics = ["apache"]
+format = "text"
+pattern = '^\[(?P<time>[^\]]+)\] \[(?P<level>\w+)\] (?:\[client (?P<client>[\d.]+)\] )?(?P<content>.*)$'
+timestamp_field = "time"
+timestamp_format = "%a %b %d %H:%M:%S %Y"
+fields = [
+  { name = "level", type = "keyword" },
+  { name = "client", type = "keyword" },
+  { name = "content", type = "text" },
+]
+
+[[streams]]
+name = "strict"
+topics = ["strict"]
+format = "text"
+pattern = '^(?P<date>\d{6} \d{6}) (?P<pid>\S+) (?P<level>[A-Z]+) '
+timestamp_field = "date"
+timestamp_format = "%y%m%d %H%M%S"
+on_mismatch = "error"
+fields = [{ name = "pid", type = "i64" }, { name = "level", type = "keyword" }]
+
+[[streams]]
+name = "syslog"
+topics = ["syslog"]
+format = "text"
+pattern = '^(?P<time>\w{3} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) '
+timestamp_field = "time"
+timestamp_format = "%b %d %H:%M:%S"
+fields = [{ name = "host", type = "keyword" }]
 "#;
 
 fn decoder(name: &str) -> Decoder {
@@ -74,7 +106,7 @@ fn zeek_dns_rows() {
     let mut num_rows = 0;
     for line in &lines {
         let mut out = Vec::new();
-        if let Some(err) = d.decode(&ORIGIN, line, &mut out) {
+        if let Decoded::Error(err) = d.decode(&ORIGIN, line, &mut out) {
             panic!("{err:?} for {}", String::from_utf8_lossy(line));
         }
         num_rows += out.len();
@@ -163,13 +195,16 @@ fn malformed_messages_become_error_rows() {
         ("dns", br#"{"rtt": 1.5, "RD": "yes"}"#.to_vec(), ErrorReason::WrongType, "field 'RD' is declared bool but the message has a string \"yes\""),
         ("dns", br#"{"ts": "yesterday"}"#.to_vec(), ErrorReason::BadTimestamp, "field 'ts': 'yesterday' is not an RFC 3339 timestamp"),
         ("dns", vec![b' '; 5000], ErrorReason::TooLarge, "5000 bytes, more than max_message_bytes (4096)"),
+        ("strict", b"not an HDFS line".to_vec(), ErrorReason::PatternMismatch, "the line does not match the stream's pattern"),
+        ("strict", b"081109 203615 x48 INFO dfs.DataNode: ok".to_vec(), ErrorReason::WrongType, "group 'pid' is declared i64 but the line has 'x48'"),
+        ("strict", b"081399 203615 148 INFO dfs.DataNode: ok".to_vec(), ErrorReason::BadTimestamp, "field 'date': '081399 203615' does not match '%y%m%d %H%M%S': input is out of range"),
         ("otel", br#"{"resourceLogs": 7}"#.to_vec(), ErrorReason::InvalidOtlp, "invalid type: integer `7`, expected a sequence at line 1 column 18"),
         ("otel", br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "soon"}]}]}]}"#.to_vec(), ErrorReason::InvalidOtlp, "bad nanosecond time 'soon'"),
     ];
     for (stream, payload, reason, detail) in cases {
         let d = decoder(stream);
         let mut out = Vec::new();
-        let err = d.decode(&ORIGIN, &payload, &mut out).unwrap_or_else(|| panic!("accepted: {}", String::from_utf8_lossy(&payload)));
+        let Decoded::Error(err) = d.decode(&ORIGIN, &payload, &mut out) else { panic!("accepted: {}", String::from_utf8_lossy(&payload)) };
         assert_eq!((err.reason, err.detail.as_str()), (reason, detail));
         assert_eq!(out.len(), 1);
         let doc: Value = serde_json::from_str(&tantivy::Document::to_json(&out[0], d.schema().schema())).unwrap();
@@ -183,4 +218,40 @@ fn malformed_messages_become_error_rows() {
             Err(_) => assert_eq!(encoding, "base64"),
         }
     }
+}
+
+/// A pattern's groups become typed columns and the event time; the line stays `message`.
+#[test]
+fn text_pattern_fills_fields_and_time() {
+    let d = decoder("apache");
+    let line = "[Sun Dec 04 04:51:18 2005] [error] [client 1.2.3.4] Directory index forbidden";
+    let docs = decode(&d, line.as_bytes());
+    assert_eq!(docs[0]["message"], json!([line]));
+    assert_eq!(docs[0]["level"], json!(["error"]));
+    assert_eq!(docs[0]["client"], json!(["1.2.3.4"]));
+    assert_eq!(docs[0]["content"], json!(["Directory index forbidden"]));
+    // date -u -d '2005-12-04 04:51:18' +%s → 1133671878
+    assert_eq!(docs[0]["_timestamp"], json!(["2005-12-04T04:51:18Z"]));
+    assert!(docs[0].get("_attributes").is_none(), "{}", docs[0]);
+    // The optional group took no part: no value.
+    let docs = decode(&d, b"[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok");
+    assert!(docs[0].get("client").is_none() && docs[0]["level"] == json!(["notice"]), "{}", docs[0]);
+
+    // A line it does not match keeps its message and the Kafka time, marked.
+    let mut out = Vec::new();
+    assert_eq!(d.decode(&ORIGIN, b"free text", &mut out), Decoded::Unmatched);
+    let doc: Value = serde_json::from_str(&tantivy::Document::to_json(&out[0], d.schema().schema())).unwrap();
+    assert_eq!(doc["message"], json!(["free text"]));
+    assert_eq!(doc["_kind"], json!([0]), "a row, not an error row");
+    assert_eq!(doc["_timestamp"], json!(["2023-11-14T22:13:20Z"]));
+    assert_eq!(doc["_attributes"], json!([{ tierlog_ingest::MISMATCH_KEY: "no match" }]));
+}
+
+/// A syslog time has no year: it takes the Kafka record's (2023 here).
+#[test]
+fn syslog_time_takes_the_record_year() {
+    let d = decoder("syslog");
+    let docs = decode(&d, b"Jun  4 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown");
+    assert_eq!(docs[0]["_timestamp"], json!(["2023-06-04T15:16:01Z"]));
+    assert_eq!(docs[0]["host"], json!(["combo"]));
 }

@@ -17,7 +17,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(statement: impl Into<String>, names: &[&'static str], expected: Vec<Vec<String>>) -> Check {
+    pub fn new(statement: impl Into<String>, names: &[&'static str], expected: Vec<Vec<String>>) -> Check {
         Check { statement: statement.into(), names: names.to_vec(), expected }
     }
 }

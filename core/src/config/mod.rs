@@ -9,6 +9,6 @@ mod validate;
 pub use error::{ConfigError, Problem};
 pub use load::{ENV_OVERRIDES, Env};
 pub use model::{
-    ALL_STREAMS, ColdConfig, ColdLocation, Config, FieldDecl, KafkaConfig, NodeConfig, Policy, QueryConfig, Secret,
-    StreamConfig, UserConfig,
+    ALL_STREAMS, ColdConfig, ColdLocation, Config, FieldDecl, KafkaConfig, LinePattern, NodeConfig, OnMismatch, Policy,
+    QueryConfig, Secret, StreamConfig, UserConfig,
 };

@@ -146,6 +146,13 @@ pub struct StreamConfig {
     pub timestamp_field: Option<String>,
     #[serde(default)]
     pub timestamp_format: Option<TimestampFormat>,
+    /// `text` streams: a regular expression whose named groups fill the declared fields
+    /// of the same name (or `source`) and the `timestamp_field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<LinePattern>,
+    /// What becomes of a line the `pattern` does not match.
+    #[serde(default)]
+    pub on_mismatch: OnMismatch,
     /// Larger messages become error rows (`too_large`).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: ByteSize,
@@ -155,6 +162,75 @@ pub struct StreamConfig {
     pub policy: Policy,
 }
 
+/// A `text` stream's line pattern, compiled when the config is read.
+#[derive(Clone)]
+pub struct LinePattern(regex::Regex);
+
+impl LinePattern {
+    pub fn regex(&self) -> &regex::Regex {
+        &self.0
+    }
+
+    /// The names of its capture groups, in order.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.0.capture_names().flatten()
+    }
+}
+
+impl FromStr for LinePattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // regex-syntax first: its errors say what and where on one line, where
+        // regex's own print the pattern over several.
+        let syntax = |kind: &dyn fmt::Display, at: usize| {
+            let column = s[..at.min(s.len())].chars().count() + 1;
+            format!("is not a valid regular expression: {kind} (at character {column})")
+        };
+        match regex_syntax::Parser::new().parse(s) {
+            Err(regex_syntax::Error::Parse(e)) => return Err(syntax(e.kind(), e.span().start.offset)),
+            Err(regex_syntax::Error::Translate(e)) => return Err(syntax(e.kind(), e.span().start.offset)),
+            _ => {}
+        }
+        regex::Regex::new(s).map(LinePattern).map_err(|e| format!("is not a usable regular expression: {e}"))
+    }
+}
+
+impl fmt::Debug for LinePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LinePattern({:?})", self.0.as_str())
+    }
+}
+
+impl PartialEq for LinePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl<'de> Deserialize<'de> for LinePattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for LinePattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+/// What a `text` stream with a `pattern` does with a line the pattern does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMismatch {
+    /// A row with the line as `message` and nothing else, marked in `_attributes`.
+    #[default]
+    Keep,
+    /// An error row, reason `pattern_mismatch`.
+    Error,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldDecl {
@@ -162,7 +238,8 @@ pub struct FieldDecl {
     pub name: String,
     #[serde(rename = "type")]
     pub ty: FieldType,
-    /// JSON key in the payload when it differs from `name` (e.g. `"id.orig_h"`).
+    /// JSON key in the payload (or, in a `text` stream, the pattern's group) when it
+    /// differs from `name` (e.g. `"id.orig_h"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }

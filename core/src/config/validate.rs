@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::error::Problem;
-use super::model::{ALL_STREAMS, ColdLocation, Config, QueryConfig, StreamConfig};
+use super::model::{ALL_STREAMS, ColdLocation, Config, OnMismatch, QueryConfig, StreamConfig};
 use crate::schema::{ERROR_TABLE_SUFFIX, FieldType, RESERVED_PREFIX, StreamFormat, format_columns};
 
 pub(super) fn validate(config: &Config) -> Vec<Problem> {
@@ -198,6 +198,7 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
             }
         }
         fields(stream, &at, out);
+        pattern(stream, &at, out);
         timestamp(stream, &at, out);
         policy(stream, &at, &config.query, out);
         if stream.max_message_bytes.0 == 0 {
@@ -218,22 +219,30 @@ fn streams(config: &Config, out: &mut Vec<Problem>) {
 }
 
 fn fields(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
-    if stream.format != StreamFormat::Json && !stream.fields.is_empty() {
+    // Text streams get fields from their pattern's groups; OTLP's are fixed.
+    let takes_fields = stream.format == StreamFormat::Json || (stream.format == StreamFormat::Text && stream.pattern.is_some());
+    if !takes_fields && !stream.fields.is_empty() {
         let builtin: Vec<String> =
             format_columns(stream.format).iter().map(|(n, t)| format!("{n} ({t})")).collect();
+        let only = match stream.format {
+            StreamFormat::Text => "a text stream declares fields only with a pattern whose named groups fill them",
+            _ => "declared fields are only for json and text streams",
+        };
         out.push(Problem::new(
             format!("{at}.fields"),
-            format!(
-                "{} streams have fixed columns ({}); declared fields are only for json streams",
-                stream.format,
-                builtin.join(", ")
-            ),
+            format!("{} streams have fixed columns ({}); {only}", stream.format, builtin.join(", ")),
         ));
         return;
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (j, field) in stream.fields.iter().enumerate() {
         let path = format!("{at}.fields[{j}].name");
+        if let Some((_, ty)) = format_columns(stream.format).iter().find(|(name, _)| *name == field.name) {
+            out.push(Problem::new(
+                path.clone(),
+                format!("'{}' is the {} stream's own column ({ty}); name the field otherwise", field.name, stream.format),
+            ));
+        }
         if field.name.starts_with(RESERVED_PREFIX) {
             out.push(Problem::new(
                 path.clone(),
@@ -258,19 +267,58 @@ fn fields(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
     }
 }
 
+/// A text stream's `pattern` against its fields and `on_mismatch`: every named group
+/// fills a declared field or the timestamp, every declared field has its group.
+fn pattern(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
+    let Some(pattern) = &stream.pattern else {
+        if stream.on_mismatch != OnMismatch::Keep {
+            out.push(Problem::new(format!("{at}.on_mismatch"), "is set but pattern is not"));
+        }
+        return;
+    };
+    if stream.format != StreamFormat::Text {
+        out.push(Problem::new(format!("{at}.pattern"), format!("only text streams take a pattern; {} streams are parsed by their format", stream.format)));
+        return;
+    }
+    let groups: Vec<&str> = pattern.group_names().collect();
+    for group in &groups {
+        let fills = stream.fields.iter().any(|f| f.source_key() == *group) || stream.timestamp_field.as_deref() == Some(group);
+        if !fills {
+            out.push(Problem::new(
+                format!("{at}.pattern"),
+                format!(
+                    "group '{group}' is not a declared field: declare it (e.g. {{ name = \"{group}\", type = \"keyword\" }}), \
+                     name it in timestamp_field, or make it a plain group (…)"
+                ),
+            ));
+        }
+    }
+    for (j, field) in stream.fields.iter().enumerate() {
+        if !groups.contains(&field.source_key()) {
+            out.push(Problem::new(
+                format!("{at}.fields[{j}]"),
+                format!("field '{}' has no group (?P<{}>…) in the pattern", field.name, field.source_key()),
+            ));
+        }
+    }
+}
+
 fn timestamp(stream: &StreamConfig, at: &str, out: &mut Vec<Problem>) {
     match &stream.timestamp_field {
         None if stream.timestamp_format.is_some() => out.push(Problem::new(
             format!("{at}.timestamp_format"),
             "is set but timestamp_field is not",
         )),
-        Some(_) if stream.format != StreamFormat::Json => out.push(Problem::new(
+        Some(_) if stream.format == StreamFormat::OtlpJson => out.push(Problem::new(
             format!("{at}.timestamp_field"),
-            match stream.format {
-                StreamFormat::OtlpJson => "otlp_json streams take the time from timeUnixNano; remove it",
-                _ => "text streams use the Kafka record time; remove it",
-            },
+            "otlp_json streams take the time from timeUnixNano; remove it",
         )),
+        Some(ts) if stream.format == StreamFormat::Text && !stream.pattern.as_ref().is_some_and(|p| p.group_names().any(|g| g == ts)) => {
+            out.push(Problem::new(
+                format!("{at}.timestamp_field"),
+                format!("a text stream takes its time from a group of its pattern, and there is no group (?P<{ts}>…)"),
+            ))
+        }
         Some(ts) => {
             if ts.is_empty() {
                 out.push(Problem::new(format!("{at}.timestamp_field"), "must not be empty"));

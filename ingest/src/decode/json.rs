@@ -7,7 +7,7 @@ use tantivy::{DateTime, TantivyDocument};
 use tierlog_core::schema::{ErrorReason, FieldType};
 use tierlog_hot::{Column, RowOrigin, StreamSchema};
 
-use super::timestamp::{self, TimestampRule, rfc3339_micros};
+use super::timestamp::{TimestampRule, rfc3339_micros};
 use super::{DecodeError, utf8};
 
 pub(super) fn decode(
@@ -29,7 +29,7 @@ pub(super) fn decode(
     let timestamp_us = match rule {
         Some(rule) => match object.get(&rule.field) {
             None | Some(Value::Null) => origin.kafka_time_us,
-            Some(value) => timestamp::parse(value, rule.format, &rule.field)?,
+            Some(value) => rule.parse(value, origin.kafka_time_us)?,
         },
         None => origin.kafka_time_us,
     };

@@ -16,6 +16,7 @@ use tierlog_core::config::StreamConfig;
 use tierlog_core::schema::{ErrorReason, StreamFormat};
 use tierlog_hot::{RowOrigin, StreamSchema};
 
+pub use text::MISMATCH_KEY;
 pub use timestamp::TimestampRule;
 
 /// Why a payload could not be decoded.
@@ -31,23 +32,36 @@ impl DecodeError {
     }
 }
 
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Rows,
+    /// A text line its stream's pattern did not match, kept as a row with its message.
+    Unmatched,
+    /// One error row, for this reason.
+    Error(DecodeError),
+}
+
 /// Decodes the messages of one stream.
 pub struct Decoder {
     format: StreamFormat,
     schema: Arc<StreamSchema>,
     timestamp: Option<TimestampRule>,
+    lines: Option<text::LineParser>,
     max_message_bytes: u64,
 }
 
 impl Decoder {
     pub fn new(stream: &StreamConfig, schema: Arc<StreamSchema>) -> Decoder {
+        let timestamp = stream
+            .timestamp_field
+            .as_ref()
+            .map(|f| TimestampRule { field: f.clone(), format: stream.timestamp_format.clone().unwrap_or_default() });
         Decoder {
             format: stream.format,
+            lines: text::LineParser::new(stream, &schema, timestamp.as_ref()),
             schema,
-            timestamp: stream
-                .timestamp_field
-                .as_ref()
-                .map(|f| TimestampRule { field: f.clone(), format: stream.timestamp_format.unwrap_or_default() }),
+            timestamp,
             max_message_bytes: stream.max_message_bytes.0,
         }
     }
@@ -57,8 +71,8 @@ impl Decoder {
     }
 
     /// Appends the documents of one message to `out`: its rows, or one error row.
-    /// Returns the error when there was one, for metrics.
-    pub fn decode(&self, origin: &RowOrigin<'_>, payload: &[u8], out: &mut Vec<TantivyDocument>) -> Option<DecodeError> {
+    /// Says which, for metrics.
+    pub fn decode(&self, origin: &RowOrigin<'_>, payload: &[u8], out: &mut Vec<TantivyDocument>) -> Decoded {
         let start = out.len();
         let result = if payload.len() as u64 > self.max_message_bytes {
             Err(DecodeError::new(
@@ -67,19 +81,19 @@ impl Decoder {
             ))
         } else {
             match self.format {
-                StreamFormat::Text => text::decode(&self.schema, origin, payload, out),
-                StreamFormat::Json => json::decode(&self.schema, self.timestamp.as_ref(), origin, payload, out),
-                StreamFormat::OtlpJson => otlp::decode(&self.schema, origin, payload, out),
+                StreamFormat::Text => text::decode(&self.schema, self.lines.as_ref(), origin, payload, out).map(|line| match line {
+                    text::Line::Matched => Decoded::Rows,
+                    text::Line::Unmatched => Decoded::Unmatched,
+                }),
+                StreamFormat::Json => json::decode(&self.schema, self.timestamp.as_ref(), origin, payload, out).map(|()| Decoded::Rows),
+                StreamFormat::OtlpJson => otlp::decode(&self.schema, origin, payload, out).map(|()| Decoded::Rows),
             }
         };
-        match result {
-            Ok(()) => None,
-            Err(err) => {
-                out.truncate(start);
-                out.push(self.schema.error_row(origin, err.reason, &err.detail, payload));
-                Some(err)
-            }
-        }
+        result.unwrap_or_else(|err| {
+            out.truncate(start);
+            out.push(self.schema.error_row(origin, err.reason, &err.detail, payload));
+            Decoded::Error(err)
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Event times from a payload field: RFC 3339 strings or epoch numbers.
+//! Event times from a payload field or a text line's group: RFC 3339 strings, epoch
+//! numbers, or strftime patterns.
 
 use serde_json::Value;
 use tierlog_core::schema::{ErrorReason, TimestampFormat};
@@ -12,41 +13,64 @@ pub struct TimestampRule {
     pub format: TimestampFormat,
 }
 
-/// µs since the epoch of a timestamp value, per `format`.
-pub fn parse(value: &Value, format: TimestampFormat, field: &str) -> Result<i64, DecodeError> {
-    let bad = |why: String| DecodeError::new(ErrorReason::BadTimestamp, format!("field '{field}': {why}"));
-    match format {
-        TimestampFormat::Rfc3339 => {
-            let Value::String(s) = value else { return Err(bad(format!("expected an RFC 3339 string, got {value}"))) };
-            rfc3339_micros(s).ok_or_else(|| bad(format!("'{s}' is not an RFC 3339 timestamp")))
-        }
-        epoch => {
-            let per_unit: f64 = match epoch {
-                TimestampFormat::EpochS => 1e6,
-                TimestampFormat::EpochMs => 1e3,
-                TimestampFormat::EpochUs => 1.0,
-                _ => 1e-3,
-            };
-            let number = match value {
-                Value::Number(n) => n.as_i64().map(|i| i as f64).or_else(|| n.as_f64()),
-                Value::String(s) => s.trim().parse::<f64>().ok(),
-                _ => None,
-            };
-            let number = number.ok_or_else(|| bad(format!("expected an epoch number, got {value}")))?;
-            // Integers stay exact where they fit (ns since 1970 exceed f64's 53 bits).
-            let micros = match (value.as_i64(), epoch) {
-                (Some(i), TimestampFormat::EpochS) => i.checked_mul(1_000_000),
-                (Some(i), TimestampFormat::EpochMs) => i.checked_mul(1_000),
-                (Some(i), TimestampFormat::EpochUs) => Some(i),
-                (Some(i), TimestampFormat::EpochNs) => Some(i / 1_000),
-                _ => {
-                    let us = number * per_unit;
-                    (us.is_finite() && us.abs() < 9.2e18).then_some(us as i64)
-                }
-            };
-            micros.ok_or_else(|| bad(format!("{value} is out of range")))
+impl TimestampRule {
+    /// µs since the epoch of a JSON value. `reference_us` (the Kafka record time) gives
+    /// the year to a strftime pattern without one.
+    pub fn parse(&self, value: &Value, reference_us: i64) -> Result<i64, DecodeError> {
+        match (value, &self.format) {
+            (Value::String(s), _) => self.parse_str(s, reference_us),
+            (Value::Number(n), TimestampFormat::EpochS | TimestampFormat::EpochMs | TimestampFormat::EpochUs | TimestampFormat::EpochNs) => {
+                let exact = n.as_i64().map(Epoch::Int);
+                let number = exact.or_else(|| n.as_f64().map(Epoch::Float));
+                let number = number.ok_or_else(|| self.bad(format!("{value} is out of range")))?;
+                self.epoch(number, &value.to_string())
+            }
+            (_, TimestampFormat::Rfc3339) => Err(self.bad(format!("expected an RFC 3339 string, got {value}"))),
+            (_, TimestampFormat::Strftime(pattern)) => Err(self.bad(format!("expected a string written as '{pattern}', got {value}"))),
+            _ => Err(self.bad(format!("expected an epoch number, got {value}"))),
         }
     }
+
+    /// µs since the epoch of a time written as text.
+    pub fn parse_str(&self, s: &str, reference_us: i64) -> Result<i64, DecodeError> {
+        match &self.format {
+            TimestampFormat::Rfc3339 => rfc3339_micros(s).ok_or_else(|| self.bad(format!("'{s}' is not an RFC 3339 timestamp"))),
+            TimestampFormat::Strftime(pattern) => pattern.parse_micros(s, reference_us).map_err(|why| self.bad(why)),
+            _ => {
+                let t = s.trim();
+                let number = t.parse::<i64>().map(Epoch::Int).or_else(|_| t.parse::<f64>().map(Epoch::Float));
+                let number = number.map_err(|_| self.bad(format!("expected an epoch number, got '{s}'")))?;
+                self.epoch(number, s)
+            }
+        }
+    }
+
+    fn epoch(&self, number: Epoch, written: &str) -> Result<i64, DecodeError> {
+        let (per_unit, scale): (f64, fn(i64) -> Option<i64>) = match self.format {
+            TimestampFormat::EpochS => (1e6, |i| i.checked_mul(1_000_000)),
+            TimestampFormat::EpochMs => (1e3, |i| i.checked_mul(1_000)),
+            TimestampFormat::EpochUs => (1.0, Some),
+            _ => (1e-3, |i| Some(i / 1_000)),
+        };
+        // Integers stay exact where they fit (ns since 1970 exceed f64's 53 bits).
+        let micros = match number {
+            Epoch::Int(i) => scale(i),
+            Epoch::Float(f) => {
+                let us = f * per_unit;
+                (us.is_finite() && us.abs() < 9.2e18).then_some(us as i64)
+            }
+        };
+        micros.ok_or_else(|| self.bad(format!("{written} is out of range")))
+    }
+
+    fn bad(&self, why: String) -> DecodeError {
+        DecodeError::new(ErrorReason::BadTimestamp, format!("field '{}': {why}", self.field))
+    }
+}
+
+enum Epoch {
+    Int(i64),
+    Float(f64),
 }
 
 /// Parses RFC 3339 (`2018-03-24T17:15:20.865716Z`, `…+01:00`, space for `T` allowed).
@@ -143,14 +167,28 @@ mod tests {
 
     #[test]
     fn epochs() {
-        assert_eq!(parse(&json!(1_521_911_720), TimestampFormat::EpochS, "t"), Ok(1_521_911_720_000_000));
-        assert_eq!(parse(&json!(1_521_911_720.5), TimestampFormat::EpochS, "t"), Ok(1_521_911_720_500_000));
-        assert_eq!(parse(&json!("1521911720123"), TimestampFormat::EpochMs, "t"), Ok(1_521_911_720_123_000));
-        assert_eq!(parse(&json!(1_544_712_660_300_000_001i64), TimestampFormat::EpochNs, "t"), Ok(1_544_712_660_300_000));
-        let err = parse(&json!(true), TimestampFormat::EpochMs, "t").unwrap_err();
+        let rule = |format| TimestampRule { field: "t".into(), format };
+        assert_eq!(rule(TimestampFormat::EpochS).parse(&json!(1_521_911_720), 0), Ok(1_521_911_720_000_000));
+        assert_eq!(rule(TimestampFormat::EpochS).parse(&json!(1_521_911_720.5), 0), Ok(1_521_911_720_500_000));
+        assert_eq!(rule(TimestampFormat::EpochMs).parse(&json!("1521911720123"), 0), Ok(1_521_911_720_123_000));
+        assert_eq!(rule(TimestampFormat::EpochNs).parse(&json!(1_544_712_660_300_000_001i64), 0), Ok(1_544_712_660_300_000));
+        assert_eq!(rule(TimestampFormat::EpochNs).parse(&json!("1544712660300000001"), 0), Ok(1_544_712_660_300_000));
+        let err = rule(TimestampFormat::EpochMs).parse(&json!(true), 0).unwrap_err();
         assert_eq!(err.detail, "field 't': expected an epoch number, got true");
-        let err = parse(&json!(17), TimestampFormat::Rfc3339, "ts").unwrap_err();
+        let err = TimestampRule { field: "ts".into(), format: TimestampFormat::Rfc3339 }.parse(&json!(17), 0).unwrap_err();
         assert_eq!(err.reason, ErrorReason::BadTimestamp);
         assert_eq!(err.detail, "field 'ts': expected an RFC 3339 string, got 17");
+    }
+
+    #[test]
+    fn strftime() {
+        let format: TimestampFormat = "%a %b %d %H:%M:%S %Y".parse().unwrap();
+        let rule = TimestampRule { field: "time".into(), format };
+        // date -u -d '2005-12-04 04:47:44' +%s → 1133671664
+        assert_eq!(rule.parse(&json!("Sun Dec 04 04:47:44 2005"), 0), Ok(1_133_671_664_000_000));
+        let err = rule.parse(&json!(1133671664), 0).unwrap_err();
+        assert_eq!(err.detail, "field 'time': expected a string written as '%a %b %d %H:%M:%S %Y', got 1133671664");
+        let err = rule.parse_str("04/12/2005", 0).unwrap_err();
+        assert!(err.detail.starts_with("field 'time': '04/12/2005' does not match '%a %b %d %H:%M:%S %Y'"), "{}", err.detail);
     }
 }
