@@ -5,6 +5,7 @@ mod lifecycle_cmd;
 mod produce;
 mod serve;
 mod sql_cmd;
+mod tail_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,11 @@ enum Command {
     ///
     /// Example: tierlog search zeek_dns 'ubuntu AND rcode_name:NXDOMAIN' --limit 5
     Search(sql_cmd::SearchArgs),
+    /// Follow a query on a running node: each newly committed matching row, about a
+    /// second after it was produced, until Ctrl-C.
+    ///
+    /// Example: tierlog tail zeek_dns 'rcode_name:NXDOMAIN'
+    Tail(tail_cmd::TailArgs),
     /// What the lifecycle (hot → cold → removal) does next to a running node's data.
     #[command(subcommand)]
     Lifecycle(lifecycle_cmd::LifecycleCommand),
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce::run(args).await,
             Command::Sql(args) => tokio::task::spawn_blocking(move || sql_cmd::run(args)).await?,
             Command::Search(args) => tokio::task::spawn_blocking(move || sql_cmd::search(args)).await?,
+            Command::Tail(args) => tokio::task::spawn_blocking(move || tail_cmd::run(args)).await?,
             Command::Lifecycle(command) => tokio::task::spawn_blocking(move || lifecycle_cmd::run(command)).await?,
         }
     });

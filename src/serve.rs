@@ -115,8 +115,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     };
     info!(addr = %config.node.pg_addr, "postgresql wire listening");
     let mut http_stop = stop_rx.clone();
-    let max_rows = usize::try_from(config.query.max_result_rows).unwrap_or(usize::MAX);
-    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, access, max_rows, explainer);
+    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, access, &config.query, explainer);
     let http = tokio::spawn(server.serve(router, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));

@@ -11,7 +11,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::answers::{Access, Check, access_checks, assert_answers, hdfs_checks, http_rows, parse_access, to_json};
 use support::cold::{delta_read, delta_read_local};
 use support::kafka::{create_topic, lines, produce_all};
@@ -147,6 +147,16 @@ fn answers_do_not_change_while_data_moves(cold: Cold) {
     );
     for (table, n) in produced {
         assert_eq!(psql(pg, &format!("SELECT _tier, count(*) FROM {table} GROUP BY 1")).unwrap(), format!("cold,{n}"), "{table}");
+        // `_tier = '…'` leaves the other tier's scan out, and answers the same.
+        let count = |tier: &str| psql(pg, &format!("SELECT count(*) FROM {table} WHERE _tier = '{tier}'")).unwrap();
+        assert_eq!((count("cold"), count("hot")), (n.to_string(), "0".to_string()), "{table}");
+        let explain = |tier: &str| {
+            let statement = json!({ "sql": format!("SELECT count(*) FROM {table} WHERE _tier = '{tier}'") });
+            http::post_json(node.http, "/api/v1/sql?explain=true", &statement).unwrap().json()
+        };
+        let scans = |plan: &Value| plan["cold"]["scans"].as_array().map_or(0, Vec::len);
+        assert_eq!(scans(&explain("hot")), 0, "{table}: {}", explain("hot"));
+        assert!(scans(&explain("cold")) > 0, "{table}: {}", explain("cold"));
     }
     // The error rows read back from cold as they were sent.
     let payloads_back = psql(pg, "SELECT payload FROM access_errors ORDER BY payload").unwrap();

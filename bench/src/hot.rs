@@ -87,14 +87,23 @@ pub struct HotNode {
 impl HotNode {
     /// Starts ingest of `streams` (TOML `[[streams]]` entries) from `brokers`.
     pub fn start(brokers: &str, group_id: &str, streams: &str) -> anyhow::Result<HotNode> {
+        HotNode::start_with(HotNode::config(brokers, group_id, streams)?, HotCatalog::new())
+    }
+
+    /// The config [`HotNode::start`] runs: a temporary data folder, `streams` from `brokers`.
+    pub fn config(brokers: &str, group_id: &str, streams: &str) -> anyhow::Result<Config> {
         let dir = std::env::temp_dir().join(format!("tierlog-bench-{}-{group_id}", std::process::id()));
         let text = format!(
             "[node]\nid = \"bench\"\ndata_dir = \"{}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group_id}\"\n{streams}",
             dir.display(),
         );
-        let config = Config::parse(&text, "bench.toml", Path::new("/"), &|_| None)?;
-        let catalog = HotCatalog::new();
+        Ok(Config::parse(&text, "bench.toml", Path::new("/"), &|_| None)?)
+    }
+
+    /// Starts ingest of `config` into `catalog` (which readers may hold already).
+    pub fn start_with(config: Config, catalog: HotCatalog) -> anyhow::Result<HotNode> {
         let ingest = Ingest::start(&config, catalog.clone(), Metrics::new(), IngestOptions::default())?;
+        let dir = config.node.data_dir.clone();
         Ok(HotNode { config, catalog, ingest, dir })
     }
 

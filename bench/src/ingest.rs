@@ -162,7 +162,7 @@ fn bare_consumer(brokers: &str, topic: &str, partitions: i32, expected: u64) -> 
 }
 
 /// The dataset's lines, replayed `repeat` times with `ts` moved on by a year each time.
-fn load(path: &Path, repeat: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+pub fn load(path: &Path, repeat: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut text = String::new();
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     flate2::read::MultiGzDecoder::new(file).read_to_string(&mut text)?;

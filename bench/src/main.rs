@@ -8,6 +8,7 @@ mod hot;
 mod ingest;
 mod migrate;
 mod query;
+mod tail;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ enum Command {
     /// over the same Parquet; three aggregations beside DuckDB on the same files; bytes
     /// fetched per query; compaction MB/s per core.
     Cold(cold::Args),
+    /// Kafka → hot tier throughput alone and with 50 live-tail followers on ten
+    /// queries, each follower's rows checked against SQL counts.
+    Tail(tail::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::Query(args) => query::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Cold(args) => cold::run(args),
+        Command::Tail(args) => tail::run(args),
     }
 }

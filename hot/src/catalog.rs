@@ -2,14 +2,16 @@
 //!
 //! A query takes a [`HotCatalog::snapshot`] once and searches the pinned
 //! [`tantivy::Searcher`]s of it: a generation committed, sealed or removed meanwhile does
-//! not change its answer.
+//! not change its answer. [`HotCatalog::watch_commits`] tells followers (live tail)
+//! what each commit made visible, as the stream's checkpoint after it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 use tierlog_core::checkpoint::Checkpoint;
+use tokio::sync::watch;
 
 use crate::error::{HotError, Result};
 use crate::generation::{GenerationId, GenerationMeta, GenerationState};
@@ -101,6 +103,8 @@ fn time_range_us(searcher: &Searcher) -> Option<(i64, i64)> {
 #[derive(Clone, Default)]
 pub struct HotCatalog {
     streams: Arc<RwLock<HashMap<String, BTreeMap<GenerationId, Arc<GenerationHandle>>>>>,
+    /// Per stream, the checkpoint of its latest visible commit.
+    commits: Arc<Mutex<HashMap<String, watch::Sender<Arc<Checkpoint>>>>>,
 }
 
 impl HotCatalog {
@@ -154,6 +158,22 @@ impl HotCatalog {
     fn get(&self, stream: &str, id: &GenerationId) -> Option<Arc<GenerationHandle>> {
         let streams = self.streams.read().expect("catalog lock poisoned");
         streams.get(stream)?.get(id).cloned()
+    }
+
+    /// Tells followers that the rows below `checkpoint` are visible to new snapshots.
+    pub fn publish_commit(&self, stream: &str, checkpoint: &Checkpoint) {
+        self.commit_sender(stream).send_replace(Arc::new(checkpoint.clone()));
+    }
+
+    /// The checkpoint of the stream's latest visible commit, changing with each commit
+    /// (empty until the stream has opened).
+    pub fn watch_commits(&self, stream: &str) -> watch::Receiver<Arc<Checkpoint>> {
+        self.commit_sender(stream).subscribe()
+    }
+
+    fn commit_sender(&self, stream: &str) -> watch::Sender<Arc<Checkpoint>> {
+        let mut commits = self.commits.lock().expect("catalog lock poisoned");
+        commits.entry(stream.to_string()).or_insert_with(|| watch::Sender::new(Arc::new(Checkpoint::new()))).clone()
     }
 
     /// The stream's generations now, oldest first.

@@ -83,6 +83,7 @@ impl HotStream {
         };
         this.recover()?;
         this.pending = this.committed.clone();
+        this.catalog.publish_commit(&this.name, &this.committed);
         Ok(this)
     }
 
@@ -257,6 +258,7 @@ impl HotStream {
         let id = active.meta.id.clone();
         self.committed = self.pending.clone();
         self.catalog.reload(&self.name, &id);
+        self.catalog.publish_commit(&self.name, &self.committed);
         self.maybe_roll_over()?;
         Ok(Some(self.committed.clone()))
     }

@@ -1,5 +1,6 @@
 //! The HTTP API: liveness (`/health`), readiness (`/ready`), `/metrics`, and SQL
-//! (`POST /api/v1/sql`: JSON, NDJSON, CSV or Arrow IPC), search and stream listing.
+//! (`POST /api/v1/sql`: JSON, NDJSON, CSV or Arrow IPC), search, stream listing, and
+//! the live tail (`GET /api/v1/tail`, Server-Sent Events).
 //!
 //! With `[[query.users]]` configured, everything but `/health` and `/ready` needs a
 //! bearer token; the token's grant limits which streams the request sees.
@@ -13,11 +14,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Value, json};
 use tierlog_cold::Explainer;
+use tierlog_core::config::QueryConfig;
 use tierlog_core::health::{ComponentState, Health};
 use tierlog_core::metrics::Metrics;
 use tokio::net::TcpListener;
@@ -27,6 +30,7 @@ use crate::engine::{Protocol, QueryEngine, count_auth_failure};
 use crate::error::QueryError;
 use crate::engine::Rows;
 use crate::format::{Encoder, Format, Summary};
+use crate::tail::{Tail, TailEvent};
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::StreamBody;
@@ -39,16 +43,20 @@ struct AppState {
     access: Access,
     max_result_rows: usize,
     lifecycle: Explainer,
+    tail: Tail,
 }
 
 /// The HTTP routes of a node.
-pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, access: Access, max_result_rows: usize, lifecycle: Explainer) -> Router {
-    let state = AppState { health, metrics, engine, access, max_result_rows, lifecycle };
+pub fn router(health: Health, metrics: Metrics, engine: QueryEngine, access: Access, limits: &QueryConfig, lifecycle: Explainer) -> Router {
+    let tail = Tail::new(engine.clone(), limits.tail_buffer_rows);
+    let max_result_rows = limits.max_result_rows as usize;
+    let state = AppState { health, metrics, engine, access, max_result_rows, lifecycle, tail };
     let guarded = Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/search", get(search))
+        .route("/api/v1/tail", get(follow))
         .route("/api/v1/lifecycle", get(lifecycle_plan))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -242,6 +250,43 @@ async fn search(
         }
         Err(e) => query_error(&e).into_response(),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct TailParams {
+    stream: String,
+    /// tantivy query syntax; empty or `*`: every row.
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /api/v1/tail?stream=&q=`: Server-Sent Events. `ready` once following, then one
+/// `row` event per newly committed matching row (its JSON), a comment every 15 s to keep
+/// proxies from closing the connection, and a last `dropped` (the client read too slowly)
+/// or `error` event when the server ends it.
+async fn follow(State(state): State<AppState>, Extension(grant): Extension<Grant>, Query(params): Query<TailParams>) -> Response {
+    let follower = match state.tail.follow(&grant, &params.stream, &params.q).await {
+        Ok(f) => f,
+        Err(e) => return query_error(&e).into_response(),
+    };
+    let ready = Event::default().event("ready").data(json!({ "stream": params.stream, "query": params.q }).to_string());
+    let events = futures::stream::unfold(follower, |mut follower| async move {
+        let event = match follower.next().await? {
+            TailEvent::Row(row) => Event::default().event("row").data(row.to_string()),
+            TailEvent::Dropped { buffer_rows } => Event::default().event("dropped").data(
+                json!({ "error": format!(
+                    "this client read too slowly: its buffer of {buffer_rows} rows (query.tail_buffer_rows) stayed full for {} s, \
+                     so it is disconnected; reconnect to follow again from now, or narrow the query",
+                    crate::tail::SLOW_GRACE.as_secs()
+                ) })
+                .to_string(),
+            ),
+            TailEvent::Failed(why) => Event::default().event("error").data(json!({ "error": why.as_ref() }).to_string()),
+        };
+        Some((Ok::<_, std::convert::Infallible>(event), follower))
+    });
+    let events = futures::stream::once(async move { Ok(ready) }).chain(events);
+    Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -3,7 +3,8 @@
 //! - equality and `IN` on keyword, number, bool and timestamp columns, and ranges on
 //!   number and timestamp columns, become term, term-set and range queries, so only the
 //!   matching documents are read (inexact: DataFusion checks the rows again);
-//! - bounds on `_timestamp` also skip whole segments whose time range cannot match.
+//! - bounds on `_timestamp` also skip whole segments whose time range cannot match;
+//! - `_tier = 'hot'` / `'cold'` leaves the other tier's scan out.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use tantivy::query::{EmptyQuery, EnableScoring, Query, QueryParser, RangeQuery, 
 use tantivy::schema::{Field, FieldType as TantivyType};
 use tantivy::{DateTime, DocId, Searcher, SegmentReader, Term};
 use tierlog_hot::{ColumnKind, TableColumn};
+
+use crate::table::TIER_COLUMN;
 
 pub const MATCH: &str = "match";
 pub const MATCH_ALL: &str = "match_all";
@@ -103,6 +106,32 @@ pub struct Pushdown {
     pub text: Vec<TextSearch>,
     pub fields: Vec<FieldFilter>,
     pub time: TimeBounds,
+    /// The one tier `_tier = '…'` asks for; `None`: both.
+    pub tier: Option<Tier>,
+}
+
+/// A value of the virtual `_tier` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Hot,
+    Cold,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Cold => "cold",
+        }
+    }
+}
+
+/// `_tier = 'hot'` or `_tier = 'cold'` (either side).
+fn tier_filter(e: &Expr) -> Option<Tier> {
+    let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = e else { return None };
+    let is_tier = |e: &Expr| matches!(strip_casts(e), Expr::Column(c) if c.name == TIER_COLUMN);
+    let value = if is_tier(left) { string_literal(right)? } else if is_tier(right) { string_literal(left)? } else { return None };
+    [Tier::Hot, Tier::Cold].into_iter().find(|t| t.name() == value)
 }
 
 fn strip_casts(e: &Expr) -> &Expr {
@@ -242,7 +271,7 @@ pub fn is_text_query(e: &Expr) -> bool {
 pub fn support(e: &Expr, columns: &[TableColumn]) -> TableProviderFilterPushDown {
     if text_query(e).is_some() {
         TableProviderFilterPushDown::Exact
-    } else if time_bound(e).is_some() || field_filter(e, columns).is_some() {
+    } else if time_bound(e).is_some() || field_filter(e, columns).is_some() || tier_filter(e).is_some() {
         TableProviderFilterPushDown::Inexact
     } else {
         TableProviderFilterPushDown::Unsupported
@@ -266,6 +295,11 @@ impl Pushdown {
             }
             if let Some(field) = field_filter(f, columns) {
                 p.fields.push(field);
+            }
+            // Two different tiers asked for: DataFusion's own check of the
+            // (inexact) filters then answers no rows.
+            if let Some(tier) = tier_filter(f) {
+                p.tier = Some(tier);
             }
         }
         p

@@ -43,7 +43,8 @@ const BUCKETS: &[(i64, &str)] = &[
 /// At most this many buckets.
 const MAX_BUCKETS: i64 = 100;
 
-fn literal(s: &str) -> String {
+/// `s` as an SQL string literal.
+pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

@@ -30,7 +30,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use tantivy::{DocId, Searcher, SegmentReader};
 use tantivy::query::Query;
 use crate::cold::ColdScan;
-use crate::pushdown::{self, Pushdown};
+use crate::pushdown::{self, Pushdown, Tier};
 use crate::topk::TopK;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use tierlog_cold::ColdReader;
@@ -111,7 +111,9 @@ impl TableProvider for StreamTable {
         let in_cold: HashSet<&str> = cold.iter().flat_map(|(_, snapshot)| snapshot.files.iter().flat_map(|f| f.generations())).collect();
         // Skip hot segments outside the time bounds before reading anything.
         let mut segments = Vec::new();
-        for generation in generations.iter().filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {
+        let wants = |tier: Tier| pushdown.tier.is_none_or(|t| t == tier);
+        let hot = generations.iter().filter(|_| wants(Tier::Hot));
+        for generation in hot.filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {
             let id: Arc<str> = Arc::from(generation.meta.id.as_str());
             let searcher = generation.searcher();
             let queries = Arc::new(pushdown.parse(&searcher)?);
@@ -124,12 +126,14 @@ impl TableProvider for StreamTable {
         let read_columns: Vec<Option<TableColumn>> =
             projection.iter().map(|i| self.columns.get(*i).cloned()).collect();
         let kind = self.kind.doc_kind();
+        // The cold tier is pinned even for `_tier = 'hot'`: it says which hot
+        // generations are already cold (in their grace period) and so not hot rows.
         let cold_plan = match &cold {
-            Some((reader, snapshot)) => {
+            Some((reader, snapshot)) if wants(Tier::Cold) => {
                 let scan = ColdScan { reader, table: &cold_table, snapshot, schema: &self.schema, projection: &projection, filters, pushdown: &pushdown, limit };
                 scan.plan(state).await?
             }
-            None => None,
+            _ => None,
         };
         let hot_plan: Arc<dyn ExecutionPlan> = Arc::new(HotScanExec::new(schema, segments.clone(), read_columns, kind, limit));
         match cold_plan {

@@ -36,6 +36,9 @@ pub struct QueryConfig {
     /// Cold bytes one query may read, estimated before it reads any: a query over it
     /// is refused, saying what it would read. A user's own `max_cold_bytes` overrides it.
     pub max_cold_bytes: ByteSize,
+    /// Rows a live-tail client may fall behind by; a client further behind is sent a
+    /// `dropped` event and disconnected, so a slow reader never holds the node's memory.
+    pub tail_buffer_rows: u64,
     /// Who may query. Empty (the default): anyone who reaches the ports. With any user
     /// configured, HTTP needs a bearer token and the PostgreSQL wire a password.
     pub users: Vec<UserConfig>,
@@ -48,6 +51,7 @@ impl Default for QueryConfig {
             timeout: HumanDuration::secs(60),
             max_result_rows: 100_000,
             max_cold_bytes: ByteSize(10 << 30),
+            tail_buffer_rows: 10_000,
             users: Vec::new(),
         }
     }

@@ -128,6 +128,9 @@ fn query(config: &Config, out: &mut Vec<Problem>) {
     if q.max_result_rows == 0 {
         out.push(Problem::new("query.max_result_rows", "must be greater than 0"));
     }
+    if !(1..=1_000_000).contains(&q.tail_buffer_rows) {
+        out.push(Problem::new("query.tail_buffer_rows", format!("{} is out of range (1 to 1000000)", q.tail_buffer_rows)));
+    }
     let mut names = HashSet::new();
     let mut tokens = HashSet::new();
     for (i, user) in q.users.iter().enumerate() {

@@ -1,0 +1,285 @@
+//! Live tail: each row a hot commit makes visible that matches a query, pushed once to
+//! every follower.
+//!
+//! One feed runs per (user, stream, query), however many follow it. After each commit
+//! it reads the offsets that commit added (the stream's checkpoint before and after, per
+//! partition), with a statement through the same gate and grant as any other, and hands
+//! each row to every follower's buffer of `query.tail_buffer_rows`. A follower whose
+//! buffer stays full for [`SLOW_GRACE`] is dropped with a last event saying so: a slow
+//! reader holds neither the node's memory nor the other followers for longer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tierlog_core::checkpoint::Checkpoint;
+use tokio::sync::{mpsc, watch};
+
+use crate::access::Grant;
+use crate::engine::{Protocol, QueryEngine};
+use crate::error::{ErrorKind, QueryError};
+use crate::format::rows_json;
+use crate::search::literal;
+
+/// How long a follower's full buffer may hold up its feed before the follower is dropped.
+pub const SLOW_GRACE: Duration = Duration::from_secs(2);
+/// How often a feed without commits checks whether anyone still follows it.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// What a follower receives next.
+#[derive(Debug)]
+pub enum TailEvent {
+    Row(Arc<Value>),
+    /// The follower's buffer of `buffer_rows` stayed full; it is disconnected.
+    Dropped {
+        buffer_rows: usize,
+    },
+    /// The feed's query failed, or the stream went away; the tail has ended.
+    Failed(Arc<str>),
+}
+
+/// Why a follower's rows stopped.
+#[derive(Debug, Clone)]
+enum End {
+    Slow,
+    Failed(Arc<str>),
+}
+
+/// A feed's end of one follower.
+struct Slot {
+    rows: mpsc::Sender<Arc<Value>>,
+    end: Arc<Mutex<Option<End>>>,
+}
+
+impl Slot {
+    fn end(&self, end: End) {
+        self.end.lock().expect("tail lock poisoned").get_or_insert(end);
+    }
+}
+
+/// (user, stream, query): followers with the same key share a feed.
+type FeedKey = (Option<String>, String, String);
+
+/// The live tails of a node.
+#[derive(Clone)]
+pub struct Tail {
+    engine: QueryEngine,
+    buffer: usize,
+    feeds: Arc<Mutex<HashMap<FeedKey, Vec<Slot>>>>,
+}
+
+/// One client following one query.
+pub struct Follower {
+    rows: mpsc::Receiver<Arc<Value>>,
+    end: Arc<Mutex<Option<End>>>,
+    buffer: usize,
+    done: bool,
+}
+
+impl Follower {
+    /// The next event; `None` once the tail has ended.
+    pub async fn next(&mut self) -> Option<TailEvent> {
+        if self.done {
+            return None;
+        }
+        if let Some(row) = self.rows.recv().await {
+            return Some(TailEvent::Row(row));
+        }
+        // The feed let go of this follower: the buffered rows came first, now why.
+        self.done = true;
+        match self.end.lock().expect("tail lock poisoned").clone()? {
+            End::Slow => Some(TailEvent::Dropped { buffer_rows: self.buffer }),
+            End::Failed(why) => Some(TailEvent::Failed(why)),
+        }
+    }
+}
+
+impl Tail {
+    pub fn new(engine: QueryEngine, buffer_rows: u64) -> Tail {
+        Tail { engine, buffer: buffer_rows.clamp(1, 1 << 20) as usize, feeds: Arc::default() }
+    }
+
+    /// Follows the rows of `stream` matching `query` (tantivy syntax; empty or `*`: every
+    /// row) committed from now on. The statement is checked first, so an unknown
+    /// stream, a stream outside the grant or a bad query is refused here, not mid-stream.
+    pub async fn follow(&self, grant: &Grant, stream: &str, query: &str) -> Result<Follower, QueryError> {
+        if !self.engine.has_stream(stream) {
+            return Err(QueryError::new(ErrorKind::UndefinedTable, format!("unknown stream '{stream}'")));
+        }
+        let feed = Feed { engine: self.engine.clone(), grant: grant.clone(), stream: stream.to_string(), query: query.trim().to_string() };
+        // `_offset < 0`: no rows, but planned and scanned, so the query's syntax is checked.
+        self.engine.sql(&feed.statement("_offset < 0"), grant, Protocol::Http, None).await?;
+        let key = (grant.user().map(str::to_string), feed.stream.clone(), feed.query.clone());
+        let (rows, receiver) = mpsc::channel(self.buffer);
+        let end = Arc::new(Mutex::new(None));
+        let follower = Follower { rows: receiver, end: Arc::clone(&end), buffer: self.buffer, done: false };
+        let mut feeds = self.feeds.lock().expect("tail lock poisoned");
+        let slot = Slot { rows, end };
+        if let Some(slots) = feeds.get_mut(&key) {
+            slots.push(slot);
+            return Ok(follower);
+        }
+        feeds.insert(key.clone(), vec![slot]);
+        // Subscribed before the feed reads its first checkpoint: no commit is missed.
+        let commits = self.engine.catalog().watch_commits(stream);
+        let this = self.clone();
+        tokio::spawn(async move { feed.run(commits, &this, &key).await });
+        Ok(follower)
+    }
+
+    /// The feed's followers now, those that disconnected left out. `None` (and the feed
+    /// removed) when none is left.
+    fn followers(&self, key: &FeedKey) -> Option<Vec<(mpsc::Sender<Arc<Value>>, Arc<Mutex<Option<End>>>)>> {
+        let mut feeds = self.feeds.lock().expect("tail lock poisoned");
+        let slots = feeds.get_mut(key)?;
+        slots.retain(|s| !s.rows.is_closed() && s.end.lock().expect("tail lock poisoned").is_none());
+        if slots.is_empty() {
+            feeds.remove(key);
+            return None;
+        }
+        Some(slots.iter().map(|s| (s.rows.clone(), Arc::clone(&s.end))).collect())
+    }
+
+    /// Ends a feed: each follower gets its buffered rows, then `why`.
+    fn close(&self, key: &FeedKey, why: &str) {
+        let slots = self.feeds.lock().expect("tail lock poisoned").remove(key).unwrap_or_default();
+        for slot in slots {
+            slot.end(End::Failed(Arc::from(why)));
+        }
+    }
+}
+
+struct Feed {
+    engine: QueryEngine,
+    grant: Grant,
+    stream: String,
+    query: String,
+}
+
+impl Feed {
+    /// The hot rows of the stream matching the query, within `range` (SQL).
+    fn statement(&self, range: &str) -> String {
+        let text =
+            if self.query.is_empty() || self.query == "*" { String::new() } else { format!("AND match_all({}) ", literal(&self.query)) };
+        format!("SELECT * FROM \"{}\" WHERE _tier = 'hot' {text}AND {range} ORDER BY _topic, _partition, _offset, _record", self.stream)
+    }
+
+    async fn run(self, mut commits: watch::Receiver<Arc<Checkpoint>>, tail: &Tail, key: &FeedKey) {
+        let mut seen = Checkpoint::clone(&commits.borrow_and_update());
+        // A partition first seen later (assigned to this node meanwhile) has no offset
+        // to start from: its rows ingested from now on are new.
+        let started_us = now_us();
+        loop {
+            let changed = tokio::select! {
+                changed = commits.changed() => changed.is_ok(),
+                () = tokio::time::sleep(IDLE_CHECK) => true,
+            };
+            if !changed {
+                return tail.close(key, "the stream's writer is gone");
+            }
+            if tail.followers(key).is_none() {
+                return;
+            }
+            let now = Checkpoint::clone(&commits.borrow_and_update());
+            let new = NewOffsets::between(&seen, &now, started_us);
+            if let Some(range) = new.sql() {
+                let rows = match self.rows(&range).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(stream = %self.stream, query = %self.query, error = %e, "live tail stopped");
+                        return tail.close(key, &e.to_string());
+                    }
+                };
+                let Some(followers) = tail.followers(key) else { return };
+                for row in rows.into_iter().filter(|row| new.contains(row)).map(Arc::new) {
+                    for (sender, end) in &followers {
+                        deliver(sender, end, &row).await;
+                    }
+                }
+                // Let go of the followers dropped as slow, so they see their end now.
+                drop(followers);
+                tail.followers(key);
+            }
+            seen.merge(&now);
+        }
+    }
+
+    async fn rows(&self, range: &str) -> Result<Vec<Value>, QueryError> {
+        let result = self.engine.sql(&self.statement(range), &self.grant, Protocol::Http, None).await?;
+        match rows_json(&result.batches) {
+            Ok(Value::Array(rows)) => Ok(rows),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(QueryError::new(ErrorKind::Internal, e.to_string())),
+        }
+    }
+}
+
+/// The offsets one commit added: per (topic, partition), `from..next`; `from` is `None`
+/// for a partition the feed had not seen (then rows ingested since the feed started).
+struct NewOffsets {
+    ranges: Vec<(String, i32, Option<i64>, i64)>,
+    started_us: i64,
+}
+
+impl NewOffsets {
+    fn between(seen: &Checkpoint, now: &Checkpoint, started_us: i64) -> NewOffsets {
+        let ranges = now
+            .iter()
+            .filter_map(|(topic, partition, next)| {
+                let from = seen.next_offset(topic, partition);
+                from.is_none_or(|f| f < next).then(|| (topic.to_string(), partition, from, next))
+            })
+            .collect();
+        NewOffsets { ranges, started_us }
+    }
+
+    /// One condition covering every range (the index answers it), a superset when
+    /// partitions differ; [`NewOffsets::contains`] then keeps the rows inside a range.
+    /// `None` when nothing is new.
+    fn sql(&self) -> Option<String> {
+        let lowest = self.ranges.iter().map(|(_, _, from, _)| *from).min()?;
+        let highest = self.ranges.iter().map(|(_, _, _, next)| *next).max()?;
+        let list = |values: Vec<String>| values.join(", ");
+        let mut topics: Vec<String> = self.ranges.iter().map(|(t, ..)| literal(t)).collect();
+        topics.dedup();
+        let mut partitions: Vec<String> = self.ranges.iter().map(|(_, p, ..)| p.to_string()).collect();
+        partitions.sort();
+        partitions.dedup();
+        let lower = match lowest {
+            Some(from) => format!("_offset >= {from}"),
+            None => format!("_ingest_time >= to_timestamp_micros({})", self.started_us),
+        };
+        Some(format!("_topic IN ({}) AND _partition IN ({}) AND {lower} AND _offset < {highest}", list(topics), list(partitions)))
+    }
+
+    fn contains(&self, row: &Value) -> bool {
+        let (Some(topic), Some(partition), Some(offset)) = (row["_topic"].as_str(), row["_partition"].as_i64(), row["_offset"].as_i64())
+        else {
+            return false;
+        };
+        self.ranges
+            .iter()
+            .any(|(t, p, from, next)| t == topic && i64::from(*p) == partition && offset < *next && from.is_none_or(|f| offset >= f))
+    }
+}
+
+/// Hands `row` to one follower, waiting at most [`SLOW_GRACE`] for room in its buffer;
+/// a follower still full then is marked slow and gets nothing more.
+async fn deliver(sender: &mpsc::Sender<Arc<Value>>, end: &Mutex<Option<End>>, row: &Arc<Value>) {
+    if end.lock().expect("tail lock poisoned").is_some() {
+        return;
+    }
+    match sender.try_send(Arc::clone(row)) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(row)) => {
+            if tokio::time::timeout(SLOW_GRACE, sender.send(row)).await.is_err() {
+                end.lock().expect("tail lock poisoned").get_or_insert(End::Slow);
+            }
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
