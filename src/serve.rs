@@ -115,7 +115,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     };
     info!(addr = %config.node.pg_addr, "postgresql wire listening");
     let mut http_stop = stop_rx.clone();
-    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, access, &config.query, explainer);
+    let router = tierlog_query::router(health.clone(), metrics.clone(), engine, access, &config.query, explainer).merge(tierlog_ui::router());
     let http = tokio::spawn(server.serve(router, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));

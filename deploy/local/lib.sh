@@ -10,7 +10,7 @@ TANSU_BIN="$TANSU_ROOT/bin/tansu"
 MOTO_VENV="$TIERLOG_CACHE/moto-$MOTO_VERSION/venv"
 # Independent clients the tests drive (a PostgreSQL driver using the extended protocol).
 # The venv is keyed by the package list, so changing it makes a fresh one.
-TEST_PY_PACKAGES="psycopg[binary]==3.3.9 deltalake==1.6.6 polars==2.1.0"
+TEST_PY_PACKAGES="psycopg[binary]==3.3.9 deltalake==1.6.6 polars==2.1.0 selenium==4.50.0"
 TEST_PY_VENV="$TIERLOG_CACHE/test-clients-$(printf '%s' "$TEST_PY_PACKAGES" | cksum | cut -d' ' -f1)/venv"
 # DuckDB is the query benchmark's baseline only; not needed to run or test tierlog.
 DUCKDB_VERSION=2.0.0
