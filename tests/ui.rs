@@ -154,9 +154,25 @@ fn the_search_page_in_a_real_browser() {
         { "do": "wait_hits", "count": 3 },
         { "do": "shot", "name": "7-live" },
         { "do": "key", "keys": "/" },
+        { "do": "open", "hash": "stream=apache_error_log&range=all&mode=sql&q=SELECT%20level%2C%20count(*)%20AS%20n%20FROM%20apache_error_log%20GROUP%20BY%201%20ORDER%20BY%201" },
+        { "do": "view" },
+        { "do": "shot", "name": "8-sql" },
+        { "do": "open", "hash": "stream=apache_error_log&range=all&q=%28unclosed" },
+        { "do": "view" },
+        { "do": "shot", "name": "9-bad-query" },
+        { "do": "open", "hash": "stream=apache_error_log&range=all&q=xsscheck" },
+        { "do": "view" },
     ]);
     let live_step = 21;
     let live_lines: Vec<String> = (0..3).map(|i| format!("[Sun Dec 04 23:59:0{i} 2005] [error] livecheck {i}")).collect();
+    // A hostile line: shown as text, never run.
+    let hostile = "[Sun Dec 04 23:58:00 2005] [error] <img src=x onerror=alert(1)><script>alert(2)</script> xsscheck";
+    produce_all(&services.kafka_brokers, &apache, [hostile.as_bytes()]);
+    wait_for("the hostile line indexed", Duration::from_secs(60), || {
+        let sql = json!({ "sql": "SELECT count(*) AS n FROM apache_error_log WHERE match(message, 'xsscheck')" }).to_string();
+        let r = http::request(node.http, "POST", "/api/v1/sql", &sql, Some(TOKEN))?;
+        (r.json()["rows"][0]["n"].as_u64() == Some(1)).then_some(())
+    });
     let out = browse(&node, &shots, &steps, |i, _| {
         if i == live_step {
             produce_all(&services.kafka_brokers, &apache, live_lines.iter().map(|l| l.as_bytes()));
@@ -219,6 +235,26 @@ fn the_search_page_in_a_real_browser() {
     assert_eq!(live_hits.len(), live_lines.len(), "{live}");
     assert!(live_hits.iter().all(|h| h[1] == "hot" && h[2].as_str().unwrap().contains("livecheck")), "{live}");
     assert_eq!(out[24]["focused"], "q", "'/' focuses the query box");
+
+    // The SQL switch: a statement's own columns and rows, counted here from the file.
+    let sql_view = &out[26];
+    let mut levels: BTreeMap<String, u64> = BTreeMap::new();
+    for line in file.iter().chain(live_lines.iter()).chain([&hostile.to_string()]) {
+        *levels.entry(line.split("] [").nth(1).unwrap().split(']').next().unwrap().to_string()).or_default() += 1;
+    }
+    let mut expected_rows: Vec<Vec<String>> = levels.into_iter().map(|(l, n)| vec![l, n.to_string()]).collect();
+    expected_rows.push(vec![String::new(), "1".into()]); // the stray line: no level (NULL sorts last)
+    assert_eq!(sql_view["columns"], json!(["level", "n"]), "{sql_view}");
+    assert_eq!(sql_view["table"], json!(expected_rows), "{sql_view}");
+    // A bad query: a readable error, no rows.
+    let bad = &out[29];
+    let message = bad["error"].as_str().unwrap_or_else(|| panic!("no error shown: {bad}"));
+    assert!(message.contains("cannot parse '(unclosed'"), "{message}");
+    assert_eq!(bad["hits"], json!([]), "{bad}");
+    // The hostile line is text on the page, not markup.
+    let xss = &out[32];
+    assert_eq!(xss["injected"], 0, "{xss}");
+    assert!(xss["hits"][0][2].as_str().unwrap().contains("<img src=x onerror=alert(1)>"), "{xss}");
 
     eprintln!("screenshots in {}", shots.display());
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());

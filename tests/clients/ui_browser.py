@@ -80,6 +80,9 @@ def view(d):
         "streams": [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#stream option")],
         "columns": [th.text for th in d.find_elements(By.CSS_SELECTOR, "#hits thead th")],
         "hits": hits,
+        "table": table(d, "hits"),
+        # Elements a hostile log line would have made, had it been parsed as HTML.
+        "injected": len(d.find_elements(By.CSS_SELECTOR, "#hits img, #hits script, #hits iframe")),
         "histogram": {
             "caption": caption,
             "buckets": [[int(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()), int(n)] for s, n in buckets],

@@ -223,7 +223,16 @@
       else if (state.mode === "sql") await runSql(mine);
       else await runSearch(mine);
     } catch (e) {
-      if (mine === runs && e.status !== 401) showError(e);
+      if (mine === runs && e.status !== 401) {
+        showError(e);
+        status("");
+        if (state.tab === "hits") {
+          // Old rows under a new error would read as its answer.
+          rows = [];
+          renderHits();
+          drawHistogram(null);
+        }
+      }
     }
     if ($("live").checked && state.tab === "hits" && state.mode === "search") startLive();
   }
