@@ -11,7 +11,7 @@ use support::answers::{Check, assert_answers};
 use support::kafka::{create_topic, lines, produce_all};
 use support::node::Node;
 use support::psql::pg_port;
-use support::{dataset, http, node, services, unique_topic, wait_for};
+use support::{dataset, example, http, node, services, unique_topic, wait_for};
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -120,22 +120,15 @@ fn csv_counts(file: &str, column: &str) -> BTreeMap<String, u64> {
 
 /// The streams of deploy/example.toml named in `SAMPLES`, each fed by its own new topic.
 fn example_streams(brokers: &str) -> (String, Vec<String>) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/example.toml");
-    let example: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let all = example["streams"].as_array().unwrap();
     let mut streams = Vec::new();
     let mut topics = Vec::new();
     for sample in SAMPLES {
-        let mut stream = all.iter().find(|s| s["name"].as_str() == Some(sample.stream)).unwrap().clone();
         let topic = unique_topic(sample.stream);
         create_topic(brokers, &topic, 1);
-        stream.as_table_mut().unwrap().insert("topics".into(), toml::Value::Array(vec![toml::Value::String(topic.clone())]));
-        streams.push(stream);
+        streams.push(example::stream(sample.stream, &topic, ""));
         topics.push(topic);
     }
-    let mut wrapper = toml::Table::new();
-    wrapper.insert("streams".into(), toml::Value::Array(streams));
-    (toml::to_string(&wrapper).unwrap(), topics)
+    (example::to_config(streams), topics)
 }
 
 fn count(node: &Node, table: &str, filter: &str) -> u64 {

@@ -18,11 +18,13 @@ use serde_json::{Value, json};
 use support::answers::days_from_civil;
 use support::kafka::{create_topic, lines, produce_all};
 use support::node::Node;
-use support::{dataset, http, node, services, unique_topic, wait_for};
+use support::{dataset, example, http, node, services, unique_topic, wait_for};
 
 const TOKEN: &str = "ui-token-0123456789";
 const OTHER_TOKEN: &str = "hdfs-token-9876543210";
 const PHRASE: &str = "Directory index forbidden";
+/// Rows reach the cold tier within seconds; the sample's 2005 rows are kept.
+const POLICY: &str = "commit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nhot_for = \"5s\"\nhot_grace = \"1s\"\nretention = \"36500d\"";
 
 /// `[Sun Dec 04 04:47:44 2005] …` → seconds since the epoch, read here.
 fn line_epoch(line: &str) -> i64 {
@@ -32,24 +34,6 @@ fn line_epoch(line: &str) -> i64 {
     let hms: Vec<i64> = parts[3].split(':').map(|v| v.parse().unwrap()).collect();
     let days = days_from_civil(parts[4].parse().unwrap(), month, parts[2].parse().unwrap());
     days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
-}
-
-/// The `apache_error_log` stream of deploy/example.toml, fed by `topic`, moving to cold
-/// within seconds.
-fn apache_stream(topic: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/example.toml");
-    let example: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut stream = example["streams"].as_array().unwrap().iter().find(|s| s["name"].as_str() == Some("apache_error_log")).unwrap().clone();
-    let table = stream.as_table_mut().unwrap();
-    table.insert("topics".into(), toml::Value::Array(vec![toml::Value::String(topic.into())]));
-    let policy: toml::Table = toml::from_str(
-        "commit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nhot_for = \"5s\"\nhot_grace = \"1s\"\nretention = \"36500d\"",
-    )
-    .unwrap();
-    table.insert("policy".into(), toml::Value::Table(policy));
-    let mut wrapper = toml::Table::new();
-    wrapper.insert("streams".into(), toml::Value::Array(vec![stream]));
-    toml::to_string(&wrapper).unwrap()
 }
 
 /// Runs the browser through `steps`; `on_step(i, output)` sees each step's output as it
@@ -93,7 +77,7 @@ fn the_search_page_in_a_real_browser() {
         "[[query.users]]\nname = \"ui\"\ntoken = \"{TOKEN}\"\nstreams = [\"apache_error_log\"]\n\
          [[query.users]]\nname = \"other\"\ntoken = \"{OTHER_TOKEN}\"\nstreams = [\"hdfs\"]\n\
          {}\n[[streams]]\nname = \"hdfs\"\ntopics = [\"{hdfs}\"]\nformat = \"text\"\n",
-        apache_stream(&apache)
+        example::to_config(vec![example::stream("apache_error_log", &apache, POLICY)])
     );
     let mut node = Node::start(&node::config(&services, &unique_topic("ui"), &streams));
     node.wait_ready(Duration::from_secs(60));

@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod cold;
+pub mod example;
 pub mod hot;
 pub mod http;
 pub mod kafka;
