@@ -146,6 +146,9 @@ fn the_search_page_in_a_real_browser() {
         { "do": "shot", "name": "9-bad-query" },
         { "do": "open", "hash": "stream=apache_error_log&range=all&q=xsscheck" },
         { "do": "view" },
+        { "do": "open", "hash": format!("stream=apache_error_log&range=all&q={phrase}") },
+        { "do": "drag", "from": 0.25, "to": 0.6 },
+        { "do": "shot", "name": "10-zoomed" },
     ]);
     let live_step = 21;
     let live_lines: Vec<String> = (0..3).map(|i| format!("[Sun Dec 04 23:59:0{i} 2005] [error] livecheck {i}")).collect();
@@ -239,6 +242,22 @@ fn the_search_page_in_a_real_browser() {
     let xss = &out[32];
     assert_eq!(xss["injected"], 0, "{xss}");
     assert!(xss["hits"][0][2].as_str().unwrap().contains("<img src=x onerror=alert(1)>"), "{xss}");
+
+    // Dragging across the histogram zooms to that range: the URL keeps it, and the
+    // total is the file's count of matching lines inside it.
+    let zoomed = &out[34];
+    assert!(zoomed["range"] == "custom" && zoomed["error"].is_null(), "{zoomed}");
+    let epoch = |v: &Value| {
+        let t = v.as_str().unwrap();
+        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+        days_from_civil(n(0..4), n(5..7), n(8..10)) * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + t.get(17..19).map_or(0, |s| s.parse().unwrap())
+    };
+    let (from, to) = (epoch(&zoomed["from"]), epoch(&zoomed["to"]));
+    let inside = matching.iter().filter(|l| (from..to).contains(&line_epoch(l))).count() as u64;
+    assert!(from < to && inside > 0 && inside < matching.len() as u64, "a real zoom: {zoomed}");
+    assert_eq!(total(&zoomed["status"]), inside, "{zoomed}");
+    assert!(zoomed["url"].as_str().unwrap().contains("range=custom"), "{zoomed}");
+    eprintln!("zoomed to {} .. {}: {inside} of {} hits", zoomed["from"], zoomed["to"], matching.len());
 
     eprintln!("screenshots in {}", shots.display());
     assert!(node.terminate(Duration::from_secs(60)).success(), "{}", node.log());

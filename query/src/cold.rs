@@ -181,7 +181,7 @@ impl ColdScan<'_> {
     /// can answer of the other filters), sorted: doc id == Parquet row.
     async fn index_hits<'f>(&self, file: &'f SegmentFile) -> Result<(&'f SegmentFile, Option<Vec<DocId>>)> {
         let bundle = self.reader.bundle(self.table, file).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let queries = self.pushdown.parse(&bundle.searcher())?;
+        let queries = self.pushdown.parse_warmable(&bundle.searcher())?;
         let mut terms = Vec::new();
         for query in &queries {
             query.query_terms(&mut |term, positions| terms.push((term.clone(), positions)));

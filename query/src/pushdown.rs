@@ -332,6 +332,18 @@ impl Pushdown {
     /// The text queries parsed against one generation's index, then the field filters
     /// the index can answer (a filter it cannot take is left to DataFusion).
     pub fn parse(&self, searcher: &Searcher) -> Result<Vec<Box<dyn Query>>> {
+        self.parse_with(searcher, true)
+    }
+
+    /// [`Pushdown::parse`] without the range queries: those a remote index's warm-up
+    /// can fetch for in advance (text and term sets name their terms; a range on a fast
+    /// field reads its column block by block). The ranges stay with the Parquet
+    /// reader's predicate, which prunes by statistics and page index instead.
+    pub fn parse_warmable(&self, searcher: &Searcher) -> Result<Vec<Box<dyn Query>>> {
+        self.parse_with(searcher, false)
+    }
+
+    fn parse_with(&self, searcher: &Searcher, ranges: bool) -> Result<Vec<Box<dyn Query>>> {
         let mut queries = self.parse_text(searcher)?;
         let schema = searcher.index().schema();
         for filter in &self.fields {
@@ -345,7 +357,7 @@ impl Pushdown {
                 FieldOp::In(values) => {
                     values.iter().map(|v| term(v)?.exact()).collect::<Option<Vec<_>>>().map(|t| Box::new(TermSetQuery::new(t)) as _)
                 }
-                FieldOp::Range(lower, upper) if !matches!(entry.field_type(), TantivyType::Str(_)) => {
+                FieldOp::Range(lower, upper) if ranges && !matches!(entry.field_type(), TantivyType::Str(_)) => {
                     let bound = |b: &Bound<ScalarValue>, round: fn(ValueTerm) -> Term| match b {
                         Bound::Unbounded => Some(Bound::Unbounded),
                         Bound::Included(v) => term(v).map(|t| Bound::Included(round(t))),

@@ -13,6 +13,8 @@ step, in order, on stdout. Steps:
   tab {name}                  click a tab (hits, errors, lifecycle); its table
   key {keys}                  send keys to the page body
   live {on}                   toggle live; with wait_rows, wait until that many hits show
+  drag {from, to}             drag across the histogram between these fractions of its
+                              width; the range it set and the status after
   shot {name}                 a screenshot SHOTS/name.png
 """
 
@@ -22,6 +24,7 @@ import time
 from datetime import datetime
 
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -142,6 +145,25 @@ def main():
                 # Live rows arrive after their produce: wait for the count the test gives.
                 wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#hits tbody tr.hit")) >= step["count"], f"{step['count']} hits")
                 out.append(view(d))
+            elif kind == "drag":
+                over = d.find_element(By.CSS_SELECTOR, "#histogram .u-over")
+                width, height = over.size["width"], over.size["height"]
+                before = d.find_element(By.ID, "status").text
+                start = int(width * step["from"]) - width // 2
+                ActionChains(d).move_to_element_with_offset(over, start, 0).click_and_hold().move_by_offset(
+                    int(width * (step["to"] - step["from"])), 0
+                ).release().perform()
+                wait(d, lambda d: settled(d) and d.find_element(By.ID, "status").text != before, "the zoomed view")
+                out.append(
+                    {
+                        "range": d.find_element(By.ID, "range").get_attribute("value"),
+                        "from": d.find_element(By.ID, "from").get_attribute("value"),
+                        "to": d.find_element(By.ID, "to").get_attribute("value"),
+                        "url": d.current_url,
+                        "status": d.find_element(By.ID, "status").text,
+                        "error": d.find_element(By.ID, "error").text if visible(d, "error") else None,
+                    }
+                )
             elif kind == "shot":
                 d.save_screenshot(f"{SHOTS}/{step['name']}.png")
                 out.append({"shot": f"{SHOTS}/{step['name']}.png"})
