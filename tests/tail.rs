@@ -229,6 +229,9 @@ fn followers_get_each_new_matching_row_once_and_a_slow_one_is_dropped() {
         http::request(node.http, "POST", "/api/v1/sql", &statement, Some(OPS_TOKEN)).unwrap().json()["rows"][0]["n"].as_u64()
     };
     assert_eq!((count("hot"), count("cold")), (Some(produced), Some(0)));
+    // The feeds' statements are counted apart from the users' own.
+    let metrics = http::request(node.http, "GET", "/metrics", "", Some(OPS_TOKEN)).unwrap().body;
+    assert!(http::metric(&metrics, "tierlog_queries_total{protocol=\"tail\",outcome=\"ok\"}") > 0, "{metrics}");
 
     for follower in fast {
         follower.stop();

@@ -475,6 +475,8 @@ impl Outcome {
 pub enum Protocol {
     Http,
     Pg,
+    /// A live-tail feed's statement after each commit (`tail.rs`).
+    Tail,
 }
 
 impl Protocol {
@@ -482,6 +484,7 @@ impl Protocol {
         match self {
             Protocol::Http => "http",
             Protocol::Pg => "pg",
+            Protocol::Tail => "tail",
         }
     }
 }

@@ -206,7 +206,7 @@ impl Feed {
     }
 
     async fn rows(&self, range: &str) -> Result<Vec<Value>, QueryError> {
-        let result = self.engine.sql(&self.statement(range), &self.grant, Protocol::Http, None).await?;
+        let result = self.engine.sql(&self.statement(range), &self.grant, Protocol::Tail, None).await?;
         match rows_json(&result.batches) {
             Ok(Value::Array(rows)) => Ok(rows),
             Ok(_) => Ok(Vec::new()),
