@@ -217,6 +217,17 @@ pub fn rows_json(batches: &[RecordBatch]) -> Result<Value, ArrowError> {
     serde_json::from_slice(&out).map_err(|e| ArrowError::JsonError(e.to_string()))
 }
 
+/// Each row of `batch` as its own JSON object (column order, NULLs kept), written once.
+pub fn row_objects(batch: &RecordBatch) -> Result<Vec<Arc<str>>, ArrowError> {
+    let mut out = Vec::new();
+    let mut w = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::LineDelimited>(&mut out);
+    w.write(batch)?;
+    w.finish()?;
+    drop(w);
+    let text = String::from_utf8(out).map_err(|e| ArrowError::JsonError(e.to_string()))?;
+    Ok(text.lines().filter(|l| !l.is_empty()).map(Arc::from).collect())
+}
+
 /// CSV takes plain strings: decode dictionaries and string views.
 fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let mut fields = Vec::new();

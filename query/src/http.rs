@@ -272,7 +272,7 @@ async fn follow(State(state): State<AppState>, Extension(grant): Extension<Grant
     let ready = Event::default().event("ready").data(json!({ "stream": params.stream, "query": params.q }).to_string());
     let events = futures::stream::unfold(follower, |mut follower| async move {
         let event = match follower.next().await? {
-            TailEvent::Row(row) => Event::default().event("row").data(row.to_string()),
+            TailEvent::Row(row) => Event::default().event("row").data(row.as_ref()),
             TailEvent::Dropped { buffer_rows } => Event::default().event("dropped").data(
                 json!({ "error": format!(
                     "this client read too slowly: its buffer of {buffer_rows} rows (query.tail_buffer_rows) stayed full for {} s, \

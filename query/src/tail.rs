@@ -12,14 +12,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::DataType;
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
 use tierlog_core::checkpoint::Checkpoint;
 use tokio::sync::{mpsc, watch};
 
 use crate::access::Grant;
 use crate::engine::{Protocol, QueryEngine};
 use crate::error::{ErrorKind, QueryError};
-use crate::format::rows_json;
+use crate::format::row_objects;
 use crate::search::literal;
 
 /// How long a follower's full buffer may hold up its feed before the follower is dropped.
@@ -30,7 +34,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// What a follower receives next.
 #[derive(Debug)]
 pub enum TailEvent {
-    Row(Arc<Value>),
+    Row(Arc<str>),
     /// The follower's buffer of `buffer_rows` stayed full; it is disconnected.
     Dropped {
         buffer_rows: usize,
@@ -48,7 +52,7 @@ enum End {
 
 /// A feed's end of one follower.
 struct Slot {
-    rows: mpsc::Sender<Arc<Value>>,
+    rows: mpsc::Sender<Arc<str>>,
     end: Arc<Mutex<Option<End>>>,
 }
 
@@ -71,7 +75,7 @@ pub struct Tail {
 
 /// One client following one query.
 pub struct Follower {
-    rows: mpsc::Receiver<Arc<Value>>,
+    rows: mpsc::Receiver<Arc<str>>,
     end: Arc<Mutex<Option<End>>>,
     buffer: usize,
     done: bool,
@@ -130,7 +134,7 @@ impl Tail {
 
     /// The feed's followers now, those that disconnected left out. `None` (and the feed
     /// removed) when none is left.
-    fn followers(&self, key: &FeedKey) -> Option<Vec<(mpsc::Sender<Arc<Value>>, Arc<Mutex<Option<End>>>)>> {
+    fn followers(&self, key: &FeedKey) -> Option<Vec<(mpsc::Sender<Arc<str>>, Arc<Mutex<Option<End>>>)>> {
         let mut feeds = self.feeds.lock().expect("tail lock poisoned");
         let slots = feeds.get_mut(key)?;
         slots.retain(|s| !s.rows.is_closed() && s.end.lock().expect("tail lock poisoned").is_none());
@@ -162,7 +166,9 @@ impl Feed {
     fn statement(&self, range: &str) -> String {
         let text =
             if self.query.is_empty() || self.query == "*" { String::new() } else { format!("AND match_all({}) ", literal(&self.query)) };
-        format!("SELECT * FROM \"{}\" WHERE _tier = 'hot' {text}AND {range} ORDER BY _topic, _partition, _offset, _record", self.stream)
+        // No ORDER BY: a commit's rows come in the order it indexed them, and sorting
+        // every commit's rows would cost the node more than it gives a reader.
+        format!("SELECT * FROM \"{}\" WHERE _tier = 'hot' {text}AND {range}", self.stream)
     }
 
     async fn run(self, mut commits: watch::Receiver<Arc<Checkpoint>>, tail: &Tail, key: &FeedKey) {
@@ -184,7 +190,7 @@ impl Feed {
             let now = Checkpoint::clone(&commits.borrow_and_update());
             let new = NewOffsets::between(&seen, &now, started_us);
             if let Some(range) = new.sql() {
-                let rows = match self.rows(&range).await {
+                let rows = match self.rows(&range, &new).await {
                     Ok(rows) => rows,
                     Err(e) => {
                         tracing::warn!(stream = %self.stream, query = %self.query, error = %e, "live tail stopped");
@@ -192,7 +198,7 @@ impl Feed {
                     }
                 };
                 let Some(followers) = tail.followers(key) else { return };
-                for row in rows.into_iter().filter(|row| new.contains(row)).map(Arc::new) {
+                for row in rows {
                     for (sender, end) in &followers {
                         deliver(sender, end, &row).await;
                     }
@@ -205,13 +211,16 @@ impl Feed {
         }
     }
 
-    async fn rows(&self, range: &str) -> Result<Vec<Value>, QueryError> {
+    /// The new rows, each serialized once for every follower.
+    async fn rows(&self, range: &str, new: &NewOffsets) -> Result<Vec<Arc<str>>, QueryError> {
         let result = self.engine.sql(&self.statement(range), &self.grant, Protocol::Tail, None).await?;
-        match rows_json(&result.batches) {
-            Ok(Value::Array(rows)) => Ok(rows),
-            Ok(_) => Ok(Vec::new()),
-            Err(e) => Err(QueryError::new(ErrorKind::Internal, e.to_string())),
+        let internal = |e: ArrowError| QueryError::new(ErrorKind::Internal, e.to_string());
+        let mut rows = Vec::new();
+        for batch in &result.batches {
+            let inside = new.mask(batch).map_err(internal)?;
+            rows.extend(row_objects(&filter_record_batch(batch, &inside).map_err(internal)?).map_err(internal)?);
         }
+        Ok(rows)
     }
 }
 
@@ -253,20 +262,31 @@ impl NewOffsets {
         Some(format!("_topic IN ({}) AND _partition IN ({}) AND {lower} AND _offset < {highest}", list(topics), list(partitions)))
     }
 
-    fn contains(&self, row: &Value) -> bool {
-        let (Some(topic), Some(partition), Some(offset)) = (row["_topic"].as_str(), row["_partition"].as_i64(), row["_offset"].as_i64())
-        else {
-            return false;
+    /// Which rows of `batch` lie inside a range (the statement's condition is wider).
+    fn mask(&self, batch: &RecordBatch) -> Result<BooleanArray, ArrowError> {
+        let column = |name: &str, to: &DataType| -> Result<ArrayRef, ArrowError> {
+            let index = batch.schema().index_of(name)?;
+            cast(batch.column(index), to)
         };
-        self.ranges
-            .iter()
-            .any(|(t, p, from, next)| t == topic && i64::from(*p) == partition && offset < *next && from.is_none_or(|f| offset >= f))
+        let (topics, partitions, offsets) =
+            (column("_topic", &DataType::Utf8)?, column("_partition", &DataType::Int64)?, column("_offset", &DataType::Int64)?);
+        let topics = topics.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        let partitions = partitions.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+        let offsets = offsets.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+        Ok((0..batch.num_rows())
+            .map(|i| {
+                let (topic, partition, offset) = (topics.value(i), partitions.value(i), offsets.value(i));
+                Some(self.ranges.iter().any(|(t, p, from, next)| {
+                    t == topic && i64::from(*p) == partition && offset < *next && from.is_none_or(|f| offset >= f)
+                }))
+            })
+            .collect())
     }
 }
 
 /// Hands `row` to one follower, waiting at most [`SLOW_GRACE`] for room in its buffer;
 /// a follower still full then is marked slow and gets nothing more.
-async fn deliver(sender: &mpsc::Sender<Arc<Value>>, end: &Mutex<Option<End>>, row: &Arc<Value>) {
+async fn deliver(sender: &mpsc::Sender<Arc<str>>, end: &Mutex<Option<End>>, row: &Arc<str>) {
     if end.lock().expect("tail lock poisoned").is_some() {
         return;
     }
