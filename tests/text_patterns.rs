@@ -7,17 +7,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::answers::{Check, assert_answers};
+use support::answers::{Check, assert_answers, days_from_civil, month};
 use support::kafka::{create_topic, lines, produce_all};
 use support::node::Node;
 use support::psql::pg_port;
 use support::{dataset, example, http, node, services, unique_topic, wait_for};
-
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-fn month(name: &str) -> u32 {
-    MONTHS.iter().position(|m| *m == name).unwrap_or_else(|| panic!("month '{name}'")) as u32 + 1
-}
 
 /// One sample: its stream in deploy/example.toml, its file, how the test reads a line's
 /// minute (`YYYY-MM-DD HH:MM`), and the structured CSV column that counts a field.
@@ -47,31 +41,16 @@ fn hdfs_minute(line: &str) -> String {
 /// one before when that puts the line more than a day ahead of now.
 fn syslog_minute(line: &str) -> String {
     let parts: Vec<&str> = line.split_whitespace().take(3).collect();
-    let (m, d) = (month(parts[0]), parts[1].parse::<u32>().unwrap());
-    let now_days = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 86_400;
-    let (mut year, mut left) = (1970, now_days);
-    while left >= days_in_year(year) {
-        left -= days_in_year(year);
+    let (m, d) = (month(parts[0]), parts[1].parse::<i64>().unwrap());
+    let now_days = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 86_400) as i64;
+    let mut year = 1970;
+    while days_from_civil(year + 1, 1, 1) <= now_days {
         year += 1;
     }
-    let day_of_year = |y: u64| (1..m).map(|mm| days_in_month(y, mm)).sum::<u64>() + u64::from(d) - 1;
-    if day_of_year(year) > left + 1 {
+    if days_from_civil(year, m, d) > now_days + 1 {
         year -= 1;
     }
     format!("{year}-{m:02}-{d:02} {}", &parts[2][..5])
-}
-
-fn days_in_year(y: u64) -> u64 {
-    if days_in_month(y, 2) == 29 { 366 } else { 365 }
-}
-
-fn days_in_month(y: u64, m: u32) -> u64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 /// `2015-07-29 17:41:44,747 - …`

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::answers::{Access, Check, access_checks, assert_answers, hdfs_checks, http_rows, parse_access, to_json};
+use support::answers::{Access, Check, access_checks, assert_answers, hdfs_checks, http_rows, parse_access, to_json, utc};
 use support::cold::{delta_read, delta_read_local};
 use support::kafka::{create_topic, lines, produce_all};
 use support::psql::{pg_port, psql};
@@ -25,21 +25,6 @@ const POLICY: &str =
 fn tiers(node: &node::Node, table: &str) -> BTreeMap<String, u64> {
     let rows = http_rows(node, &format!("SELECT _tier, count(*) AS n FROM {table} GROUP BY _tier"), &["_tier", "n"]);
     rows.into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
-}
-
-/// `epoch_s` as `YYYY-MM-DDTHH:MM:SSZ` (the civil-from-days algorithm).
-fn utc(epoch_s: i64) -> String {
-    let (days, secs) = (epoch_s.div_euclid(86_400), epoch_s.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// Where the node's cold tier lives.

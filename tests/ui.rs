@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::answers::days_from_civil;
+use support::answers::{days_from_civil, month, utc};
 use support::kafka::{create_topic, lines, produce_all};
 use support::node::Node;
 use support::{dataset, example, http, node, services, unique_topic, wait_for};
@@ -28,11 +28,9 @@ const POLICY: &str = "commit_interval = \"500ms\"\nrollover_max_age = \"3s\"\nho
 
 /// `[Sun Dec 04 04:47:44 2005] …` → seconds since the epoch, read here.
 fn line_epoch(line: &str) -> i64 {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let parts: Vec<&str> = line[1..line.find(']').unwrap()].split_whitespace().collect();
-    let month = MONTHS.iter().position(|m| *m == parts[1]).unwrap() as i64 + 1;
     let hms: Vec<i64> = parts[3].split(':').map(|v| v.parse().unwrap()).collect();
-    let days = days_from_civil(parts[4].parse().unwrap(), month, parts[2].parse().unwrap());
+    let days = days_from_civil(parts[4].parse().unwrap(), month(parts[1]), parts[2].parse().unwrap());
     days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
 }
 
@@ -102,12 +100,8 @@ fn the_search_page_in_a_real_browser() {
     let matching: Vec<&String> = file.iter().filter(|l| l.contains(PHRASE)).collect();
     let (hour_start, hour_end) = (line_epoch(&file[0]) / 3600 * 3600, line_epoch(&file[0]) / 3600 * 3600 + 3600);
     let in_hour = file.iter().filter(|l| (hour_start..hour_end).contains(&line_epoch(l))).count() as u64;
-    let hour = |s: i64| {
-        let (days, secs) = (s / 86_400, s % 86_400);
-        // 2005-12-04 is day 13121 since 1970 (the file's first line's day).
-        assert_eq!(days, days_from_civil(2005, 12, 4), "the sample starts on 2005-12-04");
-        format!("2005-12-04T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-    };
+    // As the page's datetime-local inputs take it: no zone (the page reads UTC).
+    let hour = |s: i64| utc(s).trim_end_matches('Z').to_string();
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();

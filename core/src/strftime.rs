@@ -15,6 +15,7 @@ const YEAR_ROLLOVER_SLACK_US: i64 = 86_400 * 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Strftime {
     pattern: String,
+    /// If not, [`Strftime::parse_micros`] takes the year from the reference time.
     has_year: bool,
 }
 
@@ -40,16 +41,6 @@ impl Strftime {
             format!("'{pattern}' does not give a full time: it needs the day, the month and the hour (e.g. %b %d %H:%M:%S), or %s")
         })?;
         Ok(format)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.pattern
-    }
-
-    /// Whether the pattern says the year; if not, [`Strftime::parse_micros`] takes it
-    /// from the reference time.
-    pub fn has_year(&self) -> bool {
-        self.has_year
     }
 
     /// µs since the epoch of `s`. `reference_us` (the Kafka record time) gives the year
@@ -98,7 +89,7 @@ mod tests {
     #[test]
     fn loghub_styles() {
         let apache = Strftime::new("%a %b %d %H:%M:%S %Y").unwrap();
-        assert!(apache.has_year());
+        assert!(apache.has_year);
         assert_eq!(apache.parse_micros("Sun Dec 04 04:47:44 2005", 0), Ok(1_133_671_664_000_000));
         let hdfs = Strftime::new("%y%m%d %H%M%S").unwrap();
         assert_eq!(hdfs.parse_micros("081109 203615", 0), Ok(1_226_262_975_000_000));
@@ -113,7 +104,7 @@ mod tests {
     #[test]
     fn syslog_takes_the_year_of_the_record() {
         let syslog = Strftime::new("%b %d %H:%M:%S").unwrap();
-        assert!(!syslog.has_year());
+        assert!(!syslog.has_year);
         // 2026-06-14T15:16:01Z
         assert_eq!(syslog.parse_micros("Jun 14 15:16:01", DEC_2026_US), Ok(1_781_450_161_000_000));
         // A space-padded day, as syslog writes it: 2026-07-04T01:02:03Z.

@@ -28,7 +28,7 @@ use tantivy::DocId;
 use tierlog_cold::{ColdReader, ColdSnapshot, SegmentFile};
 use tierlog_core::units::ByteSize;
 
-use crate::pushdown::{self, Pushdown};
+use crate::pushdown::{self, Pushdown, Tier};
 use crate::table::TIER_COLUMN;
 
 /// Where the engine finds the cold store: every data key is relative to it.
@@ -73,7 +73,7 @@ impl ColdScan<'_> {
             .map(|(file, hits)| {
                 let key = self.reader.data_key(self.table, file);
                 let mut part =
-                    PartitionedFile::new(key.to_string(), file.bytes).with_partition_values(vec![ScalarValue::Utf8(Some("cold".into()))]);
+                    PartitionedFile::new(key.to_string(), file.bytes).with_partition_values(vec![ScalarValue::Utf8(Some(Tier::Cold.name().into()))]);
                 if let Some(docs) = hits {
                     part = part.with_extension(ParquetRowSelection::new(row_selection(docs, file.rows as usize)));
                 }

@@ -188,13 +188,13 @@ impl QueryEngine {
         })
     }
 
-    /// Runs one read-only statement for `grant` within the timeout, keeping at most
-    /// `max_rows`. Anything but a read is refused by the gate.
     /// The hot generations of every stream.
     pub(crate) fn catalog(&self) -> &HotCatalog {
         &self.catalog
     }
 
+    /// Runs one read-only statement for `grant` within the timeout, keeping at most
+    /// `max_rows`. Anything but a read is refused by the gate.
     pub async fn sql(
         &self,
         sql: &str,

@@ -112,8 +112,8 @@ impl TableProvider for StreamTable {
         // Skip hot segments outside the time bounds before reading anything.
         let mut segments = Vec::new();
         let wants = |tier: Tier| pushdown.tier.is_none_or(|t| t == tier);
-        let hot = generations.iter().filter(|_| wants(Tier::Hot));
-        for generation in hot.filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {
+        let hot = if wants(Tier::Hot) { generations.as_slice() } else { &[] };
+        for generation in hot.iter().filter(|g| !in_cold.contains(g.meta.id.to_string().as_str())) {
             let id: Arc<str> = Arc::from(generation.meta.id.as_str());
             let searcher = generation.searcher();
             let queries = Arc::new(pushdown.parse(&searcher)?);
@@ -305,7 +305,7 @@ impl HotScanExec {
                 .iter()
                 .map(|c| match c {
                     Some(_) => Arc::clone(stored_iter.next().expect("one array per stored column")),
-                    None => Arc::new(StringArray::from(vec!["hot"; chunk.len()])) as ArrayRef,
+                    None => Arc::new(StringArray::from(vec![Tier::Hot.name(); chunk.len()])) as ArrayRef,
                 })
                 .collect();
             let options = RecordBatchOptions::new().with_row_count(Some(chunk.len()));

@@ -8,7 +8,7 @@
 //! buffer stays full for [`SLOW_GRACE`] is dropped with a last event saying so: a slow
 //! reader holds neither the node's memory nor the other followers for longer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,14 +51,33 @@ enum End {
 }
 
 /// A feed's end of one follower.
+#[derive(Clone)]
 struct Slot {
     rows: mpsc::Sender<Arc<str>>,
     end: Arc<Mutex<Option<End>>>,
 }
 
 impl Slot {
+    /// Ends this follower's rows (the first reason stays).
     fn end(&self, end: End) {
         self.end.lock().expect("tail lock poisoned").get_or_insert(end);
+    }
+
+    fn is_over(&self) -> bool {
+        self.rows.is_closed() || self.end.lock().expect("tail lock poisoned").is_some()
+    }
+
+    /// Hands `row` over, waiting at most [`SLOW_GRACE`] for room in the buffer; a
+    /// follower still full then is marked slow and gets nothing more.
+    async fn deliver(&self, row: &Arc<str>) {
+        if self.is_over() {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(row)) = self.rows.try_send(Arc::clone(row))
+            && tokio::time::timeout(SLOW_GRACE, self.rows.send(row)).await.is_err()
+        {
+            self.end(End::Slow);
+        }
     }
 }
 
@@ -134,15 +153,15 @@ impl Tail {
 
     /// The feed's followers now, those that disconnected left out. `None` (and the feed
     /// removed) when none is left.
-    fn followers(&self, key: &FeedKey) -> Option<Vec<(mpsc::Sender<Arc<str>>, Arc<Mutex<Option<End>>>)>> {
+    fn followers(&self, key: &FeedKey) -> Option<Vec<Slot>> {
         let mut feeds = self.feeds.lock().expect("tail lock poisoned");
         let slots = feeds.get_mut(key)?;
-        slots.retain(|s| !s.rows.is_closed() && s.end.lock().expect("tail lock poisoned").is_none());
+        slots.retain(|s| !s.is_over());
         if slots.is_empty() {
             feeds.remove(key);
             return None;
         }
-        Some(slots.iter().map(|s| (s.rows.clone(), Arc::clone(&s.end))).collect())
+        Some(slots.clone())
     }
 
     /// Ends a feed: each follower gets its buffered rows, then `why`.
@@ -199,8 +218,8 @@ impl Feed {
                 };
                 let Some(followers) = tail.followers(key) else { return };
                 for row in rows {
-                    for (sender, end) in &followers {
-                        deliver(sender, end, &row).await;
+                    for follower in &followers {
+                        follower.deliver(&row).await;
                     }
                 }
                 // Let go of the followers dropped as slow, so they see their end now.
@@ -244,17 +263,14 @@ impl NewOffsets {
     }
 
     /// One condition covering every range (the index answers it), a superset when
-    /// partitions differ; [`NewOffsets::contains`] then keeps the rows inside a range.
+    /// partitions differ; [`NewOffsets::mask`] then keeps the rows inside a range.
     /// `None` when nothing is new.
     fn sql(&self) -> Option<String> {
         let lowest = self.ranges.iter().map(|(_, _, from, _)| *from).min()?;
         let highest = self.ranges.iter().map(|(_, _, _, next)| *next).max()?;
-        let list = |values: Vec<String>| values.join(", ");
-        let mut topics: Vec<String> = self.ranges.iter().map(|(t, ..)| literal(t)).collect();
-        topics.dedup();
-        let mut partitions: Vec<String> = self.ranges.iter().map(|(_, p, ..)| p.to_string()).collect();
-        partitions.sort();
-        partitions.dedup();
+        let list = |values: BTreeSet<String>| values.into_iter().collect::<Vec<_>>().join(", ");
+        let topics = self.ranges.iter().map(|(t, ..)| literal(t)).collect();
+        let partitions = self.ranges.iter().map(|(_, p, ..)| p.to_string()).collect();
         let lower = match lowest {
             Some(from) => format!("_offset >= {from}"),
             None => format!("_ingest_time >= to_timestamp_micros({})", self.started_us),
@@ -281,22 +297,6 @@ impl NewOffsets {
                 }))
             })
             .collect())
-    }
-}
-
-/// Hands `row` to one follower, waiting at most [`SLOW_GRACE`] for room in its buffer;
-/// a follower still full then is marked slow and gets nothing more.
-async fn deliver(sender: &mpsc::Sender<Arc<str>>, end: &Mutex<Option<End>>, row: &Arc<str>) {
-    if end.lock().expect("tail lock poisoned").is_some() {
-        return;
-    }
-    match sender.try_send(Arc::clone(row)) {
-        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(mpsc::error::TrySendError::Full(row)) => {
-            if tokio::time::timeout(SLOW_GRACE, sender.send(row)).await.is_err() {
-                end.lock().expect("tail lock poisoned").get_or_insert(End::Slow);
-            }
-        }
     }
 }
 

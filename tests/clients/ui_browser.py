@@ -127,9 +127,8 @@ def main():
                 before = d.find_element(By.ID, "status").text
                 d.find_element(By.CSS_SELECTOR, f"[role=tab][data-tab={step['name']}]").click()
                 wait(d, lambda d: settled(d) and d.find_element(By.ID, "status").text != before, f"the {step['name']} tab")
-                tables = {"hits": "hits", "errors": "errors", "lifecycle": "lifecycle"}
                 extra = {"counts": table(d, "error-counts")} if step["name"] == "errors" else {}
-                out.append(dict({"status": d.find_element(By.ID, "status").text, "rows": table(d, tables[step["name"]])}, **extra))
+                out.append(dict({"status": d.find_element(By.ID, "status").text, "rows": table(d, step["name"])}, **extra))
             elif kind == "key":
                 d.find_element(By.TAG_NAME, "body").send_keys(step["keys"])
                 time.sleep(0.3)

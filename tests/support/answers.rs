@@ -35,6 +35,27 @@ pub struct Access {
     pub agent: String,
 }
 
+/// 1 for "Jan" … 12 for "Dec".
+pub fn month(name: &str) -> i64 {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    MONTHS.iter().position(|m| *m == name).unwrap_or_else(|| panic!("month '{name}'")) as i64 + 1
+}
+
+/// `epoch_s` as `YYYY-MM-DDTHH:MM:SSZ` (the civil-from-days algorithm).
+pub fn utc(epoch_s: i64) -> String {
+    let (days, secs) = (epoch_s.div_euclid(86_400), epoch_s.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -52,8 +73,7 @@ pub fn parse_access(line: &str) -> Access {
     let (date, clock) = time[..time.len() - 6].split_once(':').unwrap();
     let mut d = date.split('/');
     let (day, month, year) = (d.next().unwrap(), d.next().unwrap(), d.next().unwrap());
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = MONTHS.iter().position(|m| *m == month).unwrap() as i64 + 1;
+    let month = self::month(month);
     let hms: Vec<i64> = clock.split(':').map(|v| v.parse().unwrap()).collect();
     let (year, day): (i64, i64) = (year.parse().unwrap(), day.parse().unwrap());
     let epoch_s = days_from_civil(year, month, day) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
